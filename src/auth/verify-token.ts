@@ -1,0 +1,85 @@
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { unauthenticated } from '../errors.js';
+
+export interface AuthConfig {
+  /** HS256 shared secret. */
+  secret?: string;
+  /** JWKS endpoint for RS256/ES256 tokens, e.g. a Cognito user pool's `.well-known/jwks.json`. */
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+  claims: { user: string; tenant: string; roles: string };
+  adminRole: string;
+}
+
+export interface Identity {
+  userId: string;
+  tenantCode: string;
+  isAdmin: boolean;
+  /** Epoch seconds at which the token stops being valid. */
+  expiresAt: number;
+}
+
+/** Verifies an `Authorization` header value and returns who it names. */
+export type TokenVerifier = (authorization: string | null | undefined) => Promise<Identity>;
+
+const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384'];
+
+export function createTokenVerifier(config: AuthConfig): TokenVerifier {
+  if (!config.secret && !config.jwksUrl) throw new Error('Authentication needs JWT_SECRET or JWKS_URL');
+  const key: Uint8Array | JWTVerifyGetKey = config.jwksUrl
+    ? createRemoteJWKSet(new URL(config.jwksUrl))
+    : new TextEncoder().encode(config.secret);
+  const options = {
+    // Never `none`, and never a symmetric algorithm against a public key.
+    algorithms: config.jwksUrl ? ASYMMETRIC_ALGORITHMS : ['HS256'],
+    issuer: config.issuer,
+    audience: config.audience,
+    requiredClaims: ['exp'],
+  };
+
+  return async (authorization) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+    if (!match) throw unauthenticated('Send Authorization: Bearer <token>');
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(match[1]!, key, options));
+    } catch (error) {
+      throw unauthenticated(describe(error));
+    }
+    const userId = payload[config.claims.user];
+    const tenantCode = payload[config.claims.tenant];
+    if (typeof userId !== 'string' || userId === '') throw unauthenticated(`The token has no ${config.claims.user} claim`);
+    if (typeof tenantCode !== 'string' || tenantCode === '') {
+      throw unauthenticated(`The token has no ${config.claims.tenant} claim`);
+    }
+    return {
+      userId,
+      tenantCode,
+      isAdmin: rolesOf(payload[config.claims.roles]).includes(config.adminRole),
+      expiresAt: payload.exp!,
+    };
+  };
+}
+
+/** Roles arrive as an array, or (Cognito custom attributes are strings) as JSON or comma-separated text. */
+function rolesOf(claim: unknown): string[] {
+  if (Array.isArray(claim)) return claim.filter((role): role is string => typeof role === 'string');
+  if (typeof claim !== 'string') return [];
+  if (claim.trim().startsWith('[')) {
+    try {
+      return rolesOf(JSON.parse(claim));
+    } catch {
+      return [];
+    }
+  }
+  return claim.split(',').map((role) => role.trim());
+}
+
+function describe(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return 'The token has expired';
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'The token signature is invalid';
+  if (error instanceof errors.JOSEAlgNotAllowed) return 'The token algorithm is not allowed';
+  if (error instanceof errors.JWTClaimValidationFailed) return `The token ${error.claim} claim is invalid`;
+  return 'The token is invalid';
+}

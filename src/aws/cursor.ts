@@ -1,0 +1,48 @@
+import { badInput } from '../errors.js';
+import type { IndexSpec } from './task-table-schema.js';
+
+/**
+ * Opaque page cursors: the index key of the last item of a page. A cursor is
+ * accepted only by a query on the same index and partition, so a cursor taken
+ * from one tenant or filter cannot steer a query into another.
+ */
+interface CursorBody {
+  i: string;
+  k: Record<string, string | number>;
+}
+
+const keyAttributes = (index: IndexSpec) => ['pk', 'sk', index.partitionKey, index.sortKey];
+
+export function encodeCursor(index: IndexSpec, item: Record<string, unknown>): string {
+  const k = Object.fromEntries(keyAttributes(index).map((name) => [name, item[name] as string | number]));
+  return Buffer.from(JSON.stringify({ i: index.name, k } satisfies CursorBody)).toString('base64url');
+}
+
+export function decodeCursor(
+  cursor: string,
+  index: IndexSpec,
+  partition: string,
+  sortFrom?: string,
+): Record<string, string | number> {
+  const invalid = () => badInput('after is not a cursor of this query', { field: 'after' });
+  let body: CursorBody;
+  try {
+    body = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as CursorBody;
+  } catch {
+    throw invalid();
+  }
+  if (body === null || typeof body !== 'object' || body.i !== index.name || typeof body.k !== 'object' || body.k === null) {
+    throw invalid();
+  }
+  const expected = keyAttributes(index);
+  const names = Object.keys(body.k);
+  if (names.length !== new Set(expected).size || !expected.every((name) => name in body.k)) throw invalid();
+  const sortType = index.sortKeyType === 'N' ? 'number' : 'string';
+  for (const name of expected) {
+    const wanted = name === index.sortKey ? sortType : 'string';
+    if (typeof body.k[name] !== wanted) throw invalid();
+  }
+  if (body.k[index.partitionKey] !== partition) throw invalid();
+  if (sortFrom !== undefined && (body.k[index.sortKey] as string) < sortFrom) throw invalid();
+  return body.k;
+}

@@ -1,0 +1,257 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import { conflict } from '../errors.js';
+import { SEPARATOR, kindOfPk, parseTaskId, taskId, type TaskKey } from '../tasks/keys.js';
+import type { IdempotencyRecord, Page, TaskListQuery, TaskStore } from '../tasks/task-store.js';
+import type { Task, TaskAttributes } from '../tasks/task.js';
+import type { TaskStatus } from '../tasks/status.js';
+import { LIST_PARTITION_ATTRIBUTES, SUB_TASK_INDEX, listIndex, type IndexSpec, type ListFacet } from './task-table-schema.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+
+type Item = Record<string, unknown>;
+
+const BATCH_WRITE_SIZE = 25;
+const IDEMPOTENCY_PREFIX = 'IDEMPOTENCY';
+
+/** Index partition values of a top-level task; sub-tasks carry none, which keeps the list indexes sparse. */
+function listKeys(task: Task): Record<string, string> {
+  if (task.parentId) return {};
+  const values: Record<ListFacet, string> = {
+    tenant: task.pk,
+    type: [task.pk, task.type].join(SEPARATOR),
+    status: [task.pk, task.status].join(SEPARATOR),
+    typeStatus: [task.pk, task.type, task.status].join(SEPARATOR),
+  };
+  return Object.fromEntries(
+    (Object.keys(values) as ListFacet[]).map((facet) => [LIST_PARTITION_ATTRIBUTES[facet], values[facet]]),
+  );
+}
+
+export function toItem(task: Task): Item {
+  return { ...task, ...listKeys(task) };
+}
+
+/** Reads our items and those written by @mbc-cqrs-serverless/task (which lack version, kind and index keys). */
+export function fromItem(item: Item): Task {
+  const pk = String(item.pk);
+  const sk = String(item.sk);
+  const parsed = parseTaskId(taskId(pk, sk));
+  const type = String(item.type ?? parsed?.type ?? '');
+  return {
+    id: String(item.id ?? taskId(pk, sk)),
+    pk,
+    sk,
+    code: String(item.code ?? parsed?.code ?? ''),
+    kind: kindOfPk(pk) ?? 'TASK',
+    type,
+    name: String(item.name ?? type),
+    tenantCode: String(item.tenantCode ?? parsed?.tenantCode ?? ''),
+    status: item.status as TaskStatus,
+    input: item.input ?? null,
+    attributes: (item.attributes as TaskAttributes | undefined) ?? {},
+    version: typeof item.version === 'number' ? item.version : 0,
+    parentId: (item.parentId as string | undefined) ?? parsed?.parentId,
+    subTaskIndex: (item.subTaskIndex as number | undefined) ?? parsed?.subTaskIndex,
+    requestId: item.requestId as string | undefined,
+    createdAt: String(item.createdAt ?? ''),
+    updatedAt: String(item.updatedAt ?? item.createdAt ?? ''),
+    createdBy: item.createdBy as string | undefined,
+    updatedBy: item.updatedBy as string | undefined,
+    createdIp: item.createdIp as string | undefined,
+    updatedIp: item.updatedIp as string | undefined,
+    expiresAt: item.expiresAt as number | undefined,
+  };
+}
+
+const isConditionFailure = (error: unknown) =>
+  error instanceof ConditionalCheckFailedException ||
+  (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
+
+export class DynamoTaskStore implements TaskStore {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    readonly tableName: string,
+  ) {}
+
+  async get(key: TaskKey): Promise<Task | undefined> {
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: key.pk, sk: key.sk }, ConsistentRead: true }),
+    );
+    return Item ? fromItem(Item) : undefined;
+  }
+
+  async create(task: Task): Promise<void> {
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: toItem(task),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (error) {
+      if (isConditionFailure(error)) throw conflict(`Task ${task.id} already exists`);
+      throw error;
+    }
+  }
+
+  async update(task: Task, expectedVersion: number): Promise<void> {
+    // SET only what a status change touches, so attributes this service does not
+    // know (written by the original package) survive.
+    const changes: Record<string, unknown> = {
+      status: task.status,
+      attributes: task.attributes,
+      version: task.version,
+      updatedAt: task.updatedAt,
+      updatedBy: task.updatedBy,
+      updatedIp: task.updatedIp,
+      requestId: task.requestId,
+      expiresAt: task.expiresAt,
+      ...listKeys(task),
+    };
+    const set = Object.entries(changes).filter(([, value]) => value !== undefined);
+    const names: Record<string, string> = { '#version': 'version' };
+    const values: Record<string, unknown> = { ':expected': expectedVersion };
+    const assignments = set.map(([name, value], i) => {
+      names[`#a${i}`] = name;
+      values[`:a${i}`] = value;
+      return `#a${i} = :a${i}`;
+    });
+    const versionCondition =
+      expectedVersion === 0 ? '(attribute_not_exists(#version) OR #version = :expected)' : '#version = :expected';
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: task.pk, sk: task.sk },
+          UpdateExpression: `SET ${assignments.join(', ')}`,
+          ConditionExpression: `attribute_exists(pk) AND ${versionCondition}`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+    } catch (error) {
+      if (isConditionFailure(error)) {
+        throw conflict(`Task ${task.id} changed since version ${expectedVersion} was read`, {
+          expectedVersion,
+        });
+      }
+      throw error;
+    }
+  }
+
+  async putSubTasks(subTasks: readonly Task[]): Promise<void> {
+    for (let start = 0; start < subTasks.length; start += BATCH_WRITE_SIZE) {
+      let requests = subTasks
+        .slice(start, start + BATCH_WRITE_SIZE)
+        .map((task) => ({ PutRequest: { Item: toItem(task) } }));
+      for (let attempt = 0; requests.length > 0; attempt++) {
+        if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt));
+        const { UnprocessedItems } = await this.db.send(
+          new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
+        );
+        requests = (UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
+      }
+    }
+  }
+
+  list(query: TaskListQuery): Promise<Page<Task>> {
+    const facet: ListFacet =
+      query.taskType && query.status ? 'typeStatus' : query.taskType ? 'type' : query.status ? 'status' : 'tenant';
+    const index = listIndex(facet, query.updatedSince ? 'updated' : 'created');
+    const pk = `${query.kind}${SEPARATOR}${query.tenantCode}`;
+    const partition = [pk, query.taskType, query.status].filter(Boolean).join(SEPARATOR);
+    return this.queryIndex(index, partition, {
+      limit: query.limit,
+      after: query.after,
+      forward: query.order === 'ASC',
+      sortFrom: query.updatedSince,
+    });
+  }
+
+  listSubTasks(parentId: string, limit: number, after?: string): Promise<Page<Task>> {
+    return this.queryIndex(SUB_TASK_INDEX, parentId, { limit, after, forward: true });
+  }
+
+  async claimIdempotencyKey(record: IdempotencyRecord): Promise<IdempotencyRecord | undefined> {
+    const key = { pk: `${IDEMPOTENCY_PREFIX}${SEPARATOR}${record.tenantCode}`, sk: record.key };
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...key, ...record },
+          // An expired record still waiting for TTL counts as free.
+          ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
+          ExpressionAttributeValues: { ':now': Math.floor(Date.now() / 1000) },
+        }),
+      );
+      return undefined;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+    if (!Item) return this.claimIdempotencyKey(record); // expired and deleted between the two calls
+    return {
+      tenantCode: record.tenantCode,
+      key: record.key,
+      taskKey: Item.taskKey as TaskKey,
+      fingerprint: String(Item.fingerprint),
+      expiresAt: Number(Item.expiresAt),
+    };
+  }
+
+  /**
+   * Reads one page of an index. Queries have no filter expression, so every item
+   * read is returned; the loop only continues past DynamoDB's 1 MB response cap.
+   */
+  private async queryIndex(
+    index: IndexSpec,
+    partition: string,
+    options: { limit: number; after?: string; forward: boolean; sortFrom?: string },
+  ): Promise<Page<Task>> {
+    const names: Record<string, string> = { '#p': index.partitionKey };
+    const values: Record<string, unknown> = { ':p': partition };
+    let condition = '#p = :p';
+    if (options.sortFrom !== undefined) {
+      names['#s'] = index.sortKey;
+      values[':s'] = options.sortFrom;
+      condition += ' AND #s >= :s';
+    }
+    let startKey = options.after
+      ? decodeCursor(options.after, index, partition, options.sortFrom)
+      : undefined;
+    const items: Item[] = [];
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: index.name,
+          KeyConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ScanIndexForward: options.forward,
+          Limit: options.limit + 1 - items.length,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey && items.length <= options.limit);
+
+    const hasNextPage = items.length > options.limit;
+    const edges = items.slice(0, options.limit).map((item) => ({
+      cursor: encodeCursor(index, item),
+      node: fromItem(item),
+    }));
+    return { edges, pageInfo: { hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

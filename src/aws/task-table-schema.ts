@@ -1,0 +1,103 @@
+import type { CreateTableCommandInput, GlobalSecondaryIndex } from '@aws-sdk/client-dynamodb';
+
+/**
+ * The task table: the original package's `pk`/`sk` keys plus sparse secondary
+ * indexes, each named after the access pattern it serves. Index key attributes
+ * are written on top-level tasks only, so listings never read sub-tasks, and a
+ * filtered listing reads only matching items (full pages, no FilterExpression).
+ *
+ * Partition attributes (values shown for tenant `demo`, type `ECHO`):
+ *   listKey           TASK#demo                  every top-level task of a kind and tenant
+ *   listTypeKey       TASK#demo#ECHO             ... of one task type
+ *   listStatusKey     TASK#demo#QUEUED           ... in one status
+ *   listTypeStatusKey TASK#demo#ECHO#QUEUED      ... of one type in one status
+ * Each is indexed twice: sorted by `code` (a ULID: creation order) and by
+ * `updatedAt` (for `updatedSince`). Sub-tasks are indexed by `parentId` and
+ * their numeric `subTaskIndex`, because the `sk` suffix sorts as a string.
+ */
+export interface IndexSpec {
+  name: string;
+  partitionKey: string;
+  sortKey: string;
+  sortKeyType: 'S' | 'N';
+}
+
+export type ListFacet = 'tenant' | 'type' | 'status' | 'typeStatus';
+export type ListOrder = 'created' | 'updated';
+
+const PARTITION_ATTRIBUTE: Record<ListFacet, string> = {
+  tenant: 'listKey',
+  type: 'listTypeKey',
+  status: 'listStatusKey',
+  typeStatus: 'listTypeStatusKey',
+};
+const FACET_NAME: Record<ListFacet, string> = {
+  tenant: 'byTenant',
+  type: 'byType',
+  status: 'byStatus',
+  typeStatus: 'byTypeAndStatus',
+};
+const ORDER_KEY: Record<ListOrder, { suffix: string; attribute: string }> = {
+  created: { suffix: 'Created', attribute: 'code' },
+  updated: { suffix: 'Updated', attribute: 'updatedAt' },
+};
+
+export function listIndex(facet: ListFacet, order: ListOrder): IndexSpec {
+  return {
+    name: `${FACET_NAME[facet]}${ORDER_KEY[order].suffix}`,
+    partitionKey: PARTITION_ATTRIBUTE[facet],
+    sortKey: ORDER_KEY[order].attribute,
+    sortKeyType: 'S',
+  };
+}
+
+export const LIST_PARTITION_ATTRIBUTES = PARTITION_ATTRIBUTE;
+
+export const SUB_TASK_INDEX: IndexSpec = {
+  name: 'subTasksByParent',
+  partitionKey: 'parentId',
+  sortKey: 'subTaskIndex',
+  sortKeyType: 'N',
+};
+
+export const ALL_INDEXES: readonly IndexSpec[] = [
+  ...(Object.keys(PARTITION_ATTRIBUTE) as ListFacet[]).flatMap((facet) =>
+    (Object.keys(ORDER_KEY) as ListOrder[]).map((order) => listIndex(facet, order)),
+  ),
+  SUB_TASK_INDEX,
+];
+
+/** DynamoDB TTL attribute: terminal tasks (with retention) and idempotency records. */
+export const TTL_ATTRIBUTE = 'expiresAt';
+
+export function tableDefinition(tableName: string): CreateTableCommandInput {
+  const attributeTypes = new Map<string, 'S' | 'N'>([
+    ['pk', 'S'],
+    ['sk', 'S'],
+  ]);
+  for (const index of ALL_INDEXES) {
+    attributeTypes.set(index.partitionKey, 'S');
+    attributeTypes.set(index.sortKey, index.sortKeyType);
+  }
+  const globalSecondaryIndexes: GlobalSecondaryIndex[] = ALL_INDEXES.map((index) => ({
+    IndexName: index.name,
+    KeySchema: [
+      { AttributeName: index.partitionKey, KeyType: 'HASH' },
+      { AttributeName: index.sortKey, KeyType: 'RANGE' },
+    ],
+    Projection: { ProjectionType: 'ALL' },
+  }));
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [...attributeTypes].map(([AttributeName, AttributeType]) => ({
+      AttributeName,
+      AttributeType,
+    })),
+    KeySchema: [
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: globalSecondaryIndexes,
+  };
+}

@@ -1,0 +1,107 @@
+import { isAbsolute, resolve } from 'node:path';
+import type { AuthConfig } from './auth/verify-token.js';
+import { LOG_LEVELS, type LogLevel } from './logger.js';
+import type { ServerLimits } from './server/server.js';
+
+/**
+ * Where tasks are stored: the embedded default runs dynalite in-process
+ * (`dataDir` undefined keeps it in memory); `dynamodb` talks to DynamoDB or
+ * anything that speaks its protocol, where the table must already exist.
+ */
+export type StorageConfig =
+  | { mode: 'embedded'; dataDir?: string; tableName: string }
+  | { mode: 'dynamodb'; endpoint?: string; region?: string; tableName: string };
+
+export interface Config {
+  host: string;
+  port: number;
+  storage: StorageConfig;
+  /** Absent in embedded mode without JWT settings: a development secret is generated. */
+  auth: Omit<AuthConfig, 'secret' | 'jwksUrl'> & { secret?: string; jwksUrl?: string };
+  retentionDays?: number;
+  limits: ServerLimits;
+  trustProxy: boolean;
+  graphiql: boolean;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Parses the environment once; a bad value stops start-up with a message naming the variable. */
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const text = (name: string) => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const integer = (name: string, fallback: number, min = 0): number => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
+    return value;
+  };
+  const flag = (name: string, fallback: boolean): boolean => {
+    const raw = text(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+    throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  };
+
+  const endpoint = text('DYNAMODB_ENDPOINT');
+  const tableName = text('TASKS_TABLE');
+  const storage: StorageConfig =
+    endpoint || tableName
+      ? { mode: 'dynamodb', endpoint, region: text('AWS_REGION'), tableName: tableName ?? 'tasks' }
+      : { mode: 'embedded', dataDir: dataDirOf(text('DATA_DIR') ?? './data'), tableName: 'tasks' };
+
+  const secret = text('JWT_SECRET');
+  const jwksUrl = text('JWKS_URL');
+  if (secret && jwksUrl) throw new ConfigError('Set JWT_SECRET or JWKS_URL, not both');
+  if (secret && secret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters');
+  if (storage.mode === 'dynamodb' && !secret && !jwksUrl) {
+    throw new ConfigError('With DynamoDB configured, set JWT_SECRET or JWKS_URL (development tokens are for the embedded default only)');
+  }
+
+  const logLevel = (text('LOG_LEVEL') ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const retention = text('TASK_RETENTION_DAYS');
+
+  return Object.freeze({
+    host: text('HOST') ?? '127.0.0.1',
+    port: integer('PORT', 4000),
+    storage,
+    auth: {
+      secret,
+      jwksUrl,
+      issuer: text('JWT_ISSUER'),
+      audience: text('JWT_AUDIENCE'),
+      claims: {
+        user: text('JWT_USER_CLAIM') ?? 'sub',
+        tenant: text('JWT_TENANT_CLAIM') ?? 'custom:tenant',
+        roles: text('JWT_ROLES_CLAIM') ?? 'custom:roles',
+      },
+      adminRole: text('JWT_ADMIN_ROLE') ?? 'system_admin',
+    },
+    retentionDays: retention === undefined ? undefined : integer('TASK_RETENTION_DAYS', 0, 1),
+    limits: {
+      maxBodyBytes: integer('MAX_BODY_BYTES', 1_048_576, 1024),
+      maxDepth: integer('MAX_QUERY_DEPTH', 10, 1),
+      maxCost: integer('MAX_QUERY_COST', 5000, 1),
+      maxAliases: integer('MAX_QUERY_ALIASES', 15, 1),
+    },
+    trustProxy: flag('TRUST_PROXY', false),
+    graphiql: flag('GRAPHIQL', true),
+    logLevel,
+  });
+}
+
+/** `:memory:` keeps embedded data in memory only. */
+function dataDirOf(value: string): string | undefined {
+  if (value === ':memory:') return undefined;
+  return isAbsolute(value) ? value : resolve(process.cwd(), value);
+}

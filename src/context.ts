@@ -1,0 +1,49 @@
+import type { IncomingMessage } from 'node:http';
+import type { TokenVerifier } from './auth/verify-token.js';
+import { TaskError } from './errors.js';
+import { toGraphQLError } from './server/mask-error.js';
+import type { Actor } from './tasks/task.js';
+import type { TaskService } from './tasks/task-service.js';
+
+/** What every resolver receives: who is acting, and the services to act with. */
+export interface Context {
+  actor: Actor;
+  tasks: TaskService;
+}
+
+export interface ContextDependencies {
+  verifyToken: TokenVerifier;
+  tasks: TaskService;
+  /** Take the client address from X-Forwarded-For (behind a load balancer). */
+  trustProxy: boolean;
+}
+
+/** The client address of a request, honouring a trusted proxy's X-Forwarded-For. */
+export function clientIp(req: IncomingMessage | undefined, trustProxy: boolean): string | undefined {
+  if (!req) return undefined;
+  const forwarded = req.headers['x-forwarded-for'];
+  if (trustProxy && typeof forwarded === 'string' && forwarded.trim() !== '') {
+    return forwarded.split(',')[0]!.trim();
+  }
+  return req.socket.remoteAddress;
+}
+
+/** yoga's context factory: verifies the token before any resolver runs. */
+export function createContextFactory(deps: ContextDependencies) {
+  return async ({ request, req }: { request: Request; req?: IncomingMessage }): Promise<Context> => {
+    const identity = await deps.verifyToken(request.headers.get('authorization')).catch((error: unknown) => {
+      // A refused token ends the request with its HTTP status (401) and is no server error.
+      throw error instanceof TaskError ? toGraphQLError(error, undefined, true) : error;
+    });
+    return {
+      actor: {
+        userId: identity.userId,
+        tenantCode: identity.tenantCode,
+        isAdmin: identity.isAdmin,
+        ip: clientIp(req, deps.trustProxy),
+        requestId: request.headers.get('x-request-id') ?? undefined,
+      },
+      tasks: deps.tasks,
+    };
+  };
+}

@@ -1,0 +1,48 @@
+import { startApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { MissingTableError } from './aws/task-table.js';
+
+/** `npm start`: run until SIGTERM or SIGINT, then stop gracefully. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const app = await startApp(config);
+  const where =
+    config.storage.mode === 'embedded'
+      ? `embedded DynamoDB (dynalite), data in ${config.storage.dataDir ?? 'memory'}`
+      : `DynamoDB table ${config.storage.tableName}${config.storage.endpoint ? ` at ${config.storage.endpoint}` : ''}`;
+  const lines = [`Task API on ${app.url} (${where})`];
+  if (app.devToken) {
+    lines.push(
+      '',
+      'Development token for tenant "demo" (valid 30 days), already set in GraphiQL. For curl, send:',
+      `Authorization: Bearer ${app.devToken}`,
+      '',
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`${signal}: stopping\n`);
+    app.stop().then(
+      () => process.exit(0),
+      (error) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError || error instanceof MissingTableError) {
+    console.error(`Cannot start: ${error.message}`);
+  } else {
+    console.error(error);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,36 @@
+import { GraphQLError } from 'graphql';
+import { createGraphQLError, maskError as defaultMaskError, type YogaServerOptions } from 'graphql-yoga';
+import { httpStatusOf, TaskError } from '../errors.js';
+import type { Logger } from '../logger.js';
+
+type MaskError = NonNullable<Exclude<YogaServerOptions<object, object>['maskedErrors'], boolean | undefined>['maskError']>;
+
+/** The one place a domain error becomes a GraphQL error with `extensions.code`. */
+export function toGraphQLError(error: TaskError, at?: GraphQLError, withHttpStatus = false): GraphQLError {
+  return createGraphQLError(error.message, {
+    nodes: at?.nodes,
+    source: at?.source,
+    positions: at?.positions,
+    path: at?.path,
+    originalError: error,
+    extensions: {
+      code: error.code,
+      ...error.details,
+      ...(withHttpStatus ? { http: { status: httpStatusOf[error.code] } } : {}),
+    },
+  });
+}
+
+/**
+ * Domain errors pass with their code; GraphQL's own errors (syntax, validation)
+ * pass as they are; everything else is logged and masked as "Unexpected error.".
+ */
+export function createMaskError(logger: Logger): MaskError {
+  return (error, message, isDev) => {
+    const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    if (original instanceof TaskError) return toGraphQLError(original, error instanceof GraphQLError ? error : undefined);
+    const masked = defaultMaskError(error, message, isDev);
+    if (masked !== error) logger.error('unexpected error', error);
+    return masked;
+  };
+}

@@ -1,0 +1,19 @@
+import type { Task } from './task.js';
+
+/** One stored change of a task: its new state and, unless it was just created, the state it left. */
+export interface TaskChange {
+  task: Task;
+  previous?: Task;
+}
+
+/**
+ * Called after every successful write, never before: the seam through which
+ * status changes reach SNS, live subscribers and the worker. A publisher
+ * handles its own retries; a failure to publish never undoes a stored change.
+ */
+export interface TaskPublisher {
+  publish(change: TaskChange): Promise<void>;
+}
+
+/** Publishes nowhere; used until a transport is configured. */
+export const silentPublisher: TaskPublisher = { publish: async () => {} };

@@ -1,0 +1,295 @@
+import { createHash } from 'node:crypto';
+import { monotonicFactory } from 'ulid';
+import { badInput, conflict, notFound, TaskError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { parseTaskId, taskId, taskPk, taskSk, type ParsedTaskId } from './keys.js';
+import {
+  checkName,
+  checkPayloadSize,
+  checkSubTaskInput,
+  checkTaskType,
+  pageSize,
+} from './limits.js';
+import type { TaskPublisher } from './publisher.js';
+import { assertTransition, canTransition, isTerminal, type TaskStatus } from './status.js';
+import type { Page, SortOrder, TaskStore } from './task-store.js';
+import type { Actor, Task, TaskAttributes, TaskKind } from './task.js';
+import { canAccessTenant, resolveTenant } from './tenancy.js';
+
+export interface CreateTaskRequest {
+  taskType: string;
+  name?: string | null;
+  input?: unknown;
+  tenantCode?: string | null;
+  idempotencyKey?: string | null;
+}
+
+export interface UpdateStatusRequest {
+  id: string;
+  status: TaskStatus;
+  attributes?: unknown;
+  expectedVersion?: number | null;
+}
+
+export interface TaskFilter {
+  kind?: TaskKind | null;
+  taskType?: string | null;
+  status?: TaskStatus | null;
+  updatedSince?: Date | null;
+  order?: SortOrder | null;
+  tenantCode?: string | null;
+}
+
+export interface TaskServiceOptions {
+  store: TaskStore;
+  publisher: TaskPublisher;
+  logger: Logger;
+  /** Days a terminal task is kept before DynamoDB TTL may delete it; undefined keeps it forever. */
+  retentionDays?: number;
+  now?: () => Date;
+}
+
+const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
+const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,128}$/;
+/** Whole item minus key overhead; DynamoDB refuses items over 400 KB. */
+const MAX_ITEM_BYTES = 390_000;
+/** Re-reads after losing a version race, when the caller did not pin a version. */
+const MAX_UPDATE_ATTEMPTS = 5;
+
+export class TaskService {
+  private readonly store: TaskStore;
+  private readonly publisher: TaskPublisher;
+  private readonly logger: Logger;
+  private readonly retentionDays?: number;
+  private readonly now: () => Date;
+  private readonly newCode = monotonicFactory();
+
+  constructor(options: TaskServiceOptions) {
+    this.store = options.store;
+    this.publisher = options.publisher;
+    this.logger = options.logger;
+    this.retentionDays = options.retentionDays;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  createTask(actor: Actor, request: CreateTaskRequest): Promise<Task> {
+    return this.create(actor, request, 'TASK');
+  }
+
+  createStepFunctionTask(actor: Actor, request: CreateTaskRequest): Promise<Task> {
+    return this.create(actor, request, 'SFN_TASK');
+  }
+
+  async getTask(actor: Actor, id: string): Promise<Task | null> {
+    const parsed = this.parseId(id);
+    // Another tenant's task reads exactly like a missing one.
+    if (!canAccessTenant(actor, parsed.tenantCode)) return null;
+    return (await this.store.get(parsed)) ?? null;
+  }
+
+  listTasks(actor: Actor, filter: TaskFilter = {}, first?: number | null, after?: string | null): Promise<Page<Task>> {
+    const tenantCode = resolveTenant(actor, filter.tenantCode);
+    if (filter.taskType) checkTaskType(filter.taskType);
+    return this.store.list({
+      kind: filter.kind ?? 'TASK',
+      tenantCode,
+      taskType: filter.taskType ?? undefined,
+      status: filter.status ?? undefined,
+      updatedSince: filter.updatedSince?.toISOString(),
+      order: filter.order ?? 'DESC',
+      limit: pageSize(first),
+      after: after ?? undefined,
+    });
+  }
+
+  async listSubTasks(actor: Actor, parentId: string, first?: number | null, after?: string | null): Promise<Page<Task>> {
+    const limit = pageSize(first);
+    const parent = await this.getTask(actor, parentId);
+    if (!parent) throw notFound(`Task ${parentId} not found`);
+    return this.store.listSubTasks(parent.id, limit, after ?? undefined);
+  }
+
+  async updateStatus(actor: Actor, request: UpdateStatusRequest): Promise<Task> {
+    const parsed = this.parseId(request.id);
+    if (!canAccessTenant(actor, parsed.tenantCode)) throw notFound(`Task ${request.id} not found`);
+    const attributes = checkAttributes(request.attributes);
+    const pinned = request.expectedVersion ?? undefined;
+
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.store.get(parsed);
+      if (!current) throw notFound(`Task ${request.id} not found`);
+      if (pinned !== undefined && current.version !== pinned) {
+        throw conflict(`Task ${request.id} is at version ${current.version}, not ${pinned}`, {
+          expectedVersion: pinned,
+          currentVersion: current.version,
+        });
+      }
+      if (attempt > 1 && !canTransition(current.status, request.status)) {
+        throw conflict(
+          `Task ${request.id} changed concurrently to ${current.status}; it can no longer move to ${request.status}`,
+          { currentStatus: current.status, currentVersion: current.version },
+        );
+      }
+      assertTransition(current.status, request.status);
+
+      const next = this.nextState(actor, current, request.status, attributes);
+      checkPayloadSize('task', next, MAX_ITEM_BYTES);
+      try {
+        await this.store.update(next, current.version);
+      } catch (error) {
+        const lostRace = error instanceof TaskError && error.code === 'CONFLICT';
+        if (lostRace && pinned === undefined && attempt < MAX_UPDATE_ATTEMPTS) continue;
+        throw error;
+      }
+      await this.publish({ task: next, previous: current });
+      return next;
+    }
+  }
+
+  private async create(actor: Actor, request: CreateTaskRequest, kind: TaskKind): Promise<Task> {
+    const tenantCode = resolveTenant(actor, request.tenantCode);
+    checkTaskType(request.taskType);
+    const name = request.name ?? request.taskType;
+    checkName(name);
+    if (request.input === undefined) throw badInput('input is required', { field: 'input' });
+    checkPayloadSize('input', request.input);
+    if (kind === 'SFN_TASK') checkSubTaskInput(request.input);
+
+    const pk = taskPk(kind, tenantCode);
+    let code = this.newCode(this.now().getTime());
+    if (request.idempotencyKey !== undefined && request.idempotencyKey !== null) {
+      const claimed = await this.claimIdempotencyKey(tenantCode, kind, request, pk, code);
+      if (claimed) code = claimed;
+    }
+    const task = this.newTask(actor, { kind, tenantCode, pk, code, name, request });
+    try {
+      await this.store.create(task);
+    } catch (error) {
+      // A racing call with the same idempotency key wrote it first: theirs is ours.
+      if (error instanceof TaskError && error.code === 'CONFLICT' && request.idempotencyKey) {
+        const existing = await this.store.get(task);
+        if (existing) return existing;
+      }
+      throw error;
+    }
+    await this.publish({ task });
+    return task;
+  }
+
+  /**
+   * Claims the key for the task about to be written. Returns the code of the
+   * task an earlier call with the same key created (or is creating), so this
+   * call writes, or finds, that same task.
+   */
+  private async claimIdempotencyKey(
+    tenantCode: string,
+    kind: TaskKind,
+    request: CreateTaskRequest,
+    pk: string,
+    code: string,
+  ): Promise<string | undefined> {
+    const key = request.idempotencyKey!;
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
+      throw badInput('idempotencyKey must be 1-128 printable ASCII characters without spaces', {
+        field: 'idempotencyKey',
+      });
+    }
+    const fingerprint = createHash('sha256')
+      .update(JSON.stringify([kind, request.taskType, request.name ?? null, request.input]))
+      .digest('base64url');
+    const existing = await this.store.claimIdempotencyKey({
+      tenantCode,
+      key,
+      taskKey: { pk, sk: taskSk(request.taskType, code) },
+      fingerprint,
+      expiresAt: Math.floor(this.now().getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
+    });
+    if (!existing) return undefined;
+    if (existing.fingerprint !== fingerprint) {
+      throw conflict('idempotencyKey was already used for a different request in the last 24 hours', {
+        field: 'idempotencyKey',
+      });
+    }
+    return parseTaskId(taskId(existing.taskKey.pk, existing.taskKey.sk))?.code;
+  }
+
+  private newTask(
+    actor: Actor,
+    fields: { kind: TaskKind; tenantCode: string; pk: string; code: string; name: string; request: CreateTaskRequest },
+  ): Task {
+    const now = this.now().toISOString();
+    const sk = taskSk(fields.request.taskType, fields.code);
+    return {
+      id: taskId(fields.pk, sk),
+      pk: fields.pk,
+      sk,
+      code: fields.code,
+      kind: fields.kind,
+      type: fields.request.taskType,
+      name: fields.name,
+      tenantCode: fields.tenantCode,
+      status: 'CREATED',
+      input: fields.request.input,
+      attributes: {},
+      version: 1,
+      requestId: actor.requestId,
+      createdAt: now,
+      updatedAt: now,
+      createdBy: actor.userId,
+      updatedBy: actor.userId,
+      createdIp: actor.ip,
+      updatedIp: actor.ip,
+    };
+  }
+
+  private nextState(actor: Actor, current: Task, status: TaskStatus, attributes: TaskAttributes): Task {
+    const now = this.now();
+    return {
+      ...current,
+      status,
+      attributes: mergeAttributes(current.attributes, attributes),
+      version: current.version + 1,
+      updatedAt: now.toISOString(),
+      updatedBy: actor.userId,
+      updatedIp: actor.ip,
+      requestId: actor.requestId,
+      expiresAt:
+        isTerminal(status) && this.retentionDays !== undefined
+          ? Math.floor(now.getTime() / 1000) + this.retentionDays * 86_400
+          : current.expiresAt,
+    };
+  }
+
+  private parseId(id: string): ParsedTaskId {
+    const parsed = parseTaskId(id);
+    if (!parsed) throw badInput(`${JSON.stringify(id)} is not a task id`, { field: 'id' });
+    return parsed;
+  }
+
+  private async publish(change: { task: Task; previous?: Task }): Promise<void> {
+    try {
+      await this.publisher.publish(change);
+    } catch (error) {
+      // The change is stored; subscribers recover it from the table.
+      this.logger.error('publishing a task change failed', { id: change.task.id, version: change.task.version }, error);
+    }
+  }
+}
+
+function checkAttributes(value: unknown): TaskAttributes {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw badInput('attributes must be a JSON object', { field: 'attributes' });
+  }
+  return value as TaskAttributes;
+}
+
+/** Shallow merge; a key set to null is removed (e.g. clearing `error` on retry). */
+export function mergeAttributes(current: TaskAttributes, changes: TaskAttributes): TaskAttributes {
+  const merged: TaskAttributes = { ...current };
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === null) delete merged[key];
+    else merged[key] = value;
+  }
+  return merged;
+}

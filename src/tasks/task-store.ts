@@ -1,0 +1,52 @@
+import type { TaskKey } from './keys.js';
+import type { TaskStatus } from './status.js';
+import type { Task, TaskKind } from './task.js';
+
+/** The storage port the domain needs; `src/aws/dynamo-task-store.ts` implements it on DynamoDB. */
+export interface TaskStore {
+  /** Strongly consistent read. */
+  get(key: TaskKey): Promise<Task | undefined>;
+  /** Writes a new task; CONFLICT when the key exists. */
+  create(task: Task): Promise<void>;
+  /** Writes the changed task when the stored version is still `expectedVersion`; CONFLICT otherwise. */
+  update(task: Task, expectedVersion: number): Promise<void>;
+  /** Writes sub-tasks in batches; an existing sub-task is overwritten only by an identical write. */
+  putSubTasks(subTasks: readonly Task[]): Promise<void>;
+  list(query: TaskListQuery): Promise<Page<Task>>;
+  listSubTasks(parentId: string, limit: number, after?: string): Promise<Page<Task>>;
+  /**
+   * Claims an idempotency key for a tenant. Returns undefined when this call
+   * claimed it, or the live record a previous call left.
+   */
+  claimIdempotencyKey(record: IdempotencyRecord): Promise<IdempotencyRecord | undefined>;
+}
+
+export type SortOrder = 'ASC' | 'DESC';
+
+export interface TaskListQuery {
+  kind: TaskKind;
+  tenantCode: string;
+  taskType?: string;
+  status?: TaskStatus;
+  /** ISO timestamp; lists by last change when given. */
+  updatedSince?: string;
+  order: SortOrder;
+  limit: number;
+  after?: string;
+}
+
+export interface Page<T> {
+  edges: { cursor: string; node: T }[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+}
+
+export interface IdempotencyRecord {
+  tenantCode: string;
+  key: string;
+  /** The task this key created (or is creating). */
+  taskKey: TaskKey;
+  /** Hash of the request, so a reused key with another request is refused. */
+  fingerprint: string;
+  /** Epoch seconds. */
+  expiresAt: number;
+}

@@ -1,0 +1,57 @@
+import type { TaskStatus } from './status.js';
+
+export const TASK_KINDS = ['TASK', 'SFN_TASK'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+/**
+ * Free-form attributes. The names below are the ones the original package and
+ * our own worker use; anything else a backend sends is kept as metadata.
+ */
+export interface TaskAttributes {
+  result?: unknown;
+  error?: unknown;
+  progress?: unknown;
+  subTaskCount?: number;
+  subTaskSucceedCount?: number;
+  subTaskFailedCount?: number;
+  subTaskRunningCount?: number;
+  [key: string]: unknown;
+}
+
+/** A task as the domain sees it: the stored item minus index bookkeeping. */
+export interface Task {
+  id: string;
+  pk: string;
+  sk: string;
+  code: string;
+  kind: TaskKind;
+  type: string;
+  name: string;
+  tenantCode: string;
+  status: TaskStatus;
+  input: unknown;
+  attributes: TaskAttributes;
+  version: number;
+  /** Set on sub-tasks only: the id of the Step Functions task they belong to. */
+  parentId?: string;
+  /** Set on sub-tasks only: the position of their element in the parent's input. */
+  subTaskIndex?: number;
+  requestId?: string;
+  createdAt: string;
+  updatedAt: string;
+  createdBy?: string;
+  updatedBy?: string;
+  createdIp?: string;
+  updatedIp?: string;
+  /** Epoch seconds after which DynamoDB TTL may delete the item. */
+  expiresAt?: number;
+}
+
+/** Who is acting, taken from a verified token and the request. */
+export interface Actor {
+  userId: string;
+  tenantCode: string;
+  isAdmin: boolean;
+  ip?: string;
+  requestId?: string;
+}
