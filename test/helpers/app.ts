@@ -1,0 +1,80 @@
+import { afterAll } from 'vitest';
+import { startApp, type RunningApp } from '../../src/app.js';
+import { mintToken } from '../../src/auth/mint-token.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import type { TaskPublisher } from '../../src/tasks/publisher.js';
+
+export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long';
+
+export interface GraphQLResponse<T = Record<string, any>> {
+  status: number;
+  data?: T | null;
+  errors?: { message: string; extensions?: Record<string, any>; path?: string[] }[];
+}
+
+export interface TestApp extends RunningApp {
+  /** POSTs a GraphQL operation over real HTTP. */
+  gql<T = Record<string, any>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    token?: string | null,
+    headers?: Record<string, string>,
+  ): Promise<GraphQLResponse<T>>;
+  token(tenantCode: string, options?: { userId?: string; admin?: boolean; expiresIn?: string }): Promise<string>;
+}
+
+/**
+ * A real server on an ephemeral loopback port over in-memory dynalite.
+ * Stopped after the file's tests.
+ */
+export async function startTestApp(
+  env: Record<string, string> = {},
+  options: { publisher?: TaskPublisher } = {},
+): Promise<TestApp> {
+  const config = loadConfig({
+    JWT_SECRET: TEST_SECRET,
+    DATA_DIR: ':memory:',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    ...env,
+  });
+  const app = await startApp(config, { logger: createLogger(env.LOG_LEVEL as never ?? 'silent'), ...options });
+  afterAll(() => app.stop());
+  const defaultToken = await mintToken({ secret: TEST_SECRET, tenantCode: 'tenant-a', userId: 'user-a' });
+
+  return {
+    ...app,
+    async gql(query, variables, token = defaultToken, headers = {}) {
+      const response = await fetch(app.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...headers,
+        },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await response.json()) as GraphQLResponse<any>;
+      return { status: response.status, data: body.data, errors: body.errors };
+    },
+    token: (tenantCode, { userId = `user-of-${tenantCode}`, admin = false, expiresIn = '1h' } = {}) =>
+      mintToken({ secret: TEST_SECRET, tenantCode, userId, admin, expiresIn }),
+  };
+}
+
+/** The `extensions.code` of the first error, for terse assertions. */
+export const errorCode = (response: GraphQLResponse) => response.errors?.[0]?.extensions?.code;
+
+export const TASK_FIELDS = `id pk sk code kind type name tenantCode status input attributes version parentId subTaskIndex createdAt updatedAt createdBy updatedBy`;
+
+export const CREATE_TASK = `mutation($input: CreateTaskInput!) { createTask(input: $input) { ${TASK_FIELDS} } }`;
+export const CREATE_SFN_TASK = `mutation($input: CreateTaskInput!) { createStepFunctionTask(input: $input) { ${TASK_FIELDS} } }`;
+export const UPDATE_STATUS = `mutation($input: UpdateStatusInput!) { updateStatus(input: $input) { ${TASK_FIELDS} } }`;
+export const GET_TASK = `query($id: ID!) { task(id: $id) { ${TASK_FIELDS} } }`;
+export const LIST_TASKS = `query($filter: TaskFilter, $first: Int, $after: String) {
+  tasks(filter: $filter, first: $first, after: $after) { edges { cursor node { ${TASK_FIELDS} } } pageInfo { hasNextPage endCursor } }
+}`;
+export const LIST_SUB_TASKS = `query($parentId: ID!, $first: Int, $after: String) {
+  subTasks(parentId: $parentId, first: $first, after: $after) { edges { cursor node { ${TASK_FIELDS} } } pageInfo { hasNextPage endCursor } }
+}`;
