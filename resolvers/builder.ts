@@ -17,3 +17,4 @@ builder.addScalarType('DateTime', DateTimeResolver);
 
 builder.queryType({});
 builder.mutationType({});
+builder.subscriptionType({});

@@ -26,7 +26,7 @@ export const TaskRef = builder.objectRef<Task>('Task').implement({
     name: t.exposeString('name'),
     tenantCode: t.exposeString('tenantCode'),
     status: t.field({ type: TaskStatusEnum, resolve: (task) => task.status }),
-    input: t.field({ type: 'JSON', nullable: true, resolve: (task) => task.input }),
+    input: t.field({ type: 'JSON', nullable: true, resolve: (task, _args, ctx) => ctx.tasks.inputOf(task) }),
     attributes: t.field({
       type: 'JSON',
       description: '`result`, `error`, `progress`, sub-task counts and free metadata',

@@ -1,22 +1,32 @@
-import type { Config } from './config.js';
-import { createContextFactory } from './context.js';
-import { createDynamoClients } from './aws/dynamo-client.js';
-import { DynamoTaskStore } from './aws/dynamo-task-store.js';
-import { checkTaskTable, createTaskTable } from './aws/task-table.js';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { schema } from '../resolvers/index.js';
 import { mintToken } from './auth/mint-token.js';
 import { createTokenVerifier } from './auth/verify-token.js';
+import { createDynamoClients } from './aws/dynamo-client.js';
+import { DynamoTaskStore } from './aws/dynamo-task-store.js';
+import { subscribeSelf } from './aws/sns-self-subscription.js';
+import { SnsTopic } from './aws/sns-topic.js';
+import { checkTaskTable, createTaskTable } from './aws/task-table.js';
+import type { Config } from './config.js';
+import { createContextFactory } from './context.js';
 import { loadDevSecret } from './embedded/dev-secret.js';
 import { startDynalite, type EmbeddedDynamo } from './embedded/dynalite.js';
+import { LiveTasks } from './live/live-tasks.js';
+import { createMetrics, type Metrics } from './live/metrics.js';
+import { Notifier } from './live/notifier.js';
+import { createSnsEndpoint, type SnsEndpointOptions } from './live/sns-endpoint.js';
+import { TaskEventBus } from './live/task-event-bus.js';
 import { createLogger, type Logger } from './logger.js';
-import { createServer } from './server/server.js';
-import { silentPublisher, type TaskPublisher } from './tasks/publisher.js';
+import { createServer, json } from './server/server.js';
 import { TaskService } from './tasks/task-service.js';
-import { schema } from '../resolvers/index.js';
-import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 
 export interface AppOptions {
   logger?: Logger;
-  publisher?: TaskPublisher;
+  /** An SNS client to use instead of a new one (tests wrap it with aws-sdk-client-mock). */
+  sns?: SNSClient;
+  /** Test seams of the SNS endpoint: a stand-in SNS host to trust, its fetch. */
+  snsEndpoint?: Pick<SnsEndpointOptions, 'isTrustedSnsUrl' | 'fetch'>;
 }
 
 export interface RunningApp {
@@ -25,31 +35,36 @@ export interface RunningApp {
   devToken?: string;
   tasks: TaskService;
   store: DynamoTaskStore;
+  bus: TaskEventBus;
+  metrics: Metrics;
   /** The DynamoDB endpoint in use, when not AWS's own. */
   dynamoEndpoint?: string;
   stop(): Promise<void>;
 }
 
-/** Composition root: config → DynamoDB → services → server. */
+/** Composition root: config → DynamoDB and SNS → services → server. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<RunningApp> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const { storage } = config;
-
-  let embedded: EmbeddedDynamo | undefined;
-  let endpoint: string | undefined;
-  if (storage.mode === 'embedded') {
-    embedded = await startDynalite(storage.dataDir);
-    endpoint = embedded.endpoint;
-  } else {
-    endpoint = storage.endpoint;
-  }
-  const dynamo = createDynamoClients({
-    endpoint,
-    region: storage.mode === 'dynamodb' ? storage.region : undefined,
-    local: embedded !== undefined,
-  });
+  const cleanup: (() => unknown)[] = [];
+  const runCleanup = async () => {
+    for (const step of cleanup.reverse()) await step();
+  };
 
   try {
+    let endpoint = storage.mode === 'dynamodb' ? storage.endpoint : undefined;
+    let embedded: EmbeddedDynamo | undefined;
+    if (storage.mode === 'embedded') {
+      embedded = await startDynalite(storage.dataDir);
+      cleanup.push(() => embedded!.close());
+      endpoint = embedded.endpoint;
+    }
+    const dynamo = createDynamoClients({
+      endpoint,
+      region: storage.mode === 'dynamodb' ? storage.region : undefined,
+      local: embedded !== undefined,
+    });
+    cleanup.push(() => dynamo.client.destroy());
     if (embedded) await createTaskTable(dynamo.client, storage.tableName);
     else await checkTaskTable(dynamo.client, storage.tableName);
 
@@ -62,42 +77,93 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       ? await mintToken({ secret: devSecret, tenantCode: 'demo', userId: 'dev', expiresIn: '30d', claims: config.auth.claims })
       : undefined;
 
+    const metrics = createMetrics();
     const store = new DynamoTaskStore(dynamo.doc, storage.tableName);
-    const tasks = new TaskService({
-      store,
-      publisher: options.publisher ?? silentPublisher,
+    const bus = new TaskEventBus({ logger, metrics, readTask: (notification) => store.get(notification) });
+
+    const { sns: snsConfig } = config;
+    const snsClient =
+      snsConfig.topicArn || snsConfig.alarmTopicArn ? (options.sns ?? new SNSClient({ region: snsConfig.region })) : undefined;
+    if (snsClient && !options.sns) cleanup.push(() => snsClient.destroy());
+    const topicOf = (topicArn?: string) =>
+      snsClient && topicArn
+        ? new SnsTopic({ client: snsClient, topicArn, logger, onFailure: () => metrics.publishFailures.inc() })
+        : undefined;
+    const notifier = new Notifier({
+      table: storage.tableName,
+      bus,
+      topic: topicOf(snsConfig.topicArn),
+      alarmTopic: topicOf(snsConfig.alarmTopicArn),
       logger,
-      retentionDays: config.retentionDays,
     });
+    cleanup.push(() => notifier.flush());
+
+    const tasks = new TaskService({ store, publisher: notifier, logger, retentionDays: config.retentionDays });
+    const live = new LiveTasks({ bus, tasks, metrics, logger, limits: config.live });
+
+    const routes: Record<string, Parameters<typeof createServer>[0]['routes'][string]> = {
+      '/healthz': (_req, res) => json(res, 200, { status: 'ok' }),
+      '/readyz': async (_req, res) => {
+        try {
+          await dynamo.client.send(new DescribeTableCommand({ TableName: storage.tableName }));
+          json(res, 200, { status: 'ready' });
+        } catch (error) {
+          logger.warn('readiness check failed', error);
+          json(res, 503, { status: 'unavailable' });
+        }
+      },
+      '/metrics': (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render());
+      },
+    };
+    if (snsConfig.topicArn) {
+      routes['/sns'] = createSnsEndpoint({
+        topicArn: snsConfig.topicArn,
+        region: snsConfig.region ?? '',
+        deliver: (message) => {
+          bus.dispatch(message).catch((error) => logger.error('dispatching an SNS notification failed', error));
+        },
+        logger,
+        onRejected: (reason) => metrics.notificationsRejected.inc({ reason }),
+        ...options.snsEndpoint,
+      });
+    }
+
     const server = createServer({
       schema,
-      context: createContextFactory({ verifyToken, tasks, trustProxy: config.trustProxy }),
+      context: createContextFactory({ verifyToken, tasks, live, trustProxy: config.trustProxy }),
+      verifyToken,
+      live,
       logger,
       host: config.host,
       port: config.port,
       limits: config.limits,
-      checkReady: async () => {
-        await dynamo.client.send(new DescribeTableCommand({ TableName: storage.tableName }));
-      },
+      keepAliveMs: config.live.keepAliveMs,
+      routes,
       graphiql: config.graphiql && { headers: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
     });
     const running = await server.start();
+    cleanup.push(() => running.stop());
+
+    if (snsClient && snsConfig.topicArn && snsConfig.publicUrl) {
+      const unsubscribe = await subscribeSelf(snsClient, snsConfig.topicArn, snsConfig.publicUrl);
+      cleanup.push(() =>
+        unsubscribe().catch((error) => logger.warn('unsubscribing from SNS failed; SNS will drop the endpoint', error)),
+      );
+    }
 
     return {
       url: running.url,
       devToken,
       tasks,
       store,
+      bus,
+      metrics,
       dynamoEndpoint: endpoint,
-      async stop() {
-        await running.stop();
-        dynamo.client.destroy();
-        await embedded?.close();
-      },
+      stop: runCleanup,
     };
   } catch (error) {
-    dynamo.client.destroy();
-    await embedded?.close();
+    await runCleanup();
     throw error;
   }
 }

@@ -12,6 +12,23 @@ export type StorageConfig =
   | { mode: 'embedded'; dataDir?: string; tableName: string }
   | { mode: 'dynamodb'; endpoint?: string; region?: string; tableName: string };
 
+/** SNS wiring; all absent in the embedded default, where changes are dispatched in-process only. */
+export interface SnsConfig {
+  topicArn?: string;
+  alarmTopicArn?: string;
+  /** This replica's public base URL: it subscribes `<PUBLIC_URL>/sns` to the topic at start. */
+  publicUrl?: string;
+  /** Taken from the topic ARN unless AWS_REGION says otherwise. */
+  region?: string;
+}
+
+export interface LiveConfig {
+  maxQueuedEvents: number;
+  maxConnectionsPerTenant: number;
+  maxSubscriptionsPerConnection: number;
+  keepAliveMs: number;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -20,6 +37,8 @@ export interface Config {
   auth: Omit<AuthConfig, 'secret' | 'jwksUrl'> & { secret?: string; jwksUrl?: string };
   retentionDays?: number;
   limits: ServerLimits;
+  sns: SnsConfig;
+  live: LiveConfig;
   trustProxy: boolean;
   graphiql: boolean;
   logLevel: LogLevel;
@@ -70,6 +89,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const logLevel = (text('LOG_LEVEL') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   const retention = text('TASK_RETENTION_DAYS');
+  const topicArn = text('SNS_TOPIC_ARN');
+  const publicUrl = text('PUBLIC_URL');
+  if (publicUrl && !topicArn) throw new ConfigError('PUBLIC_URL subscribes this server to SNS_TOPIC_ARN: set both');
+  if (publicUrl && !/^https?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError('PUBLIC_URL must be an http(s) URL');
+  const arnRegion = (arn?: string) => arn?.split(':')[3];
 
   return Object.freeze({
     host: text('HOST') ?? '127.0.0.1',
@@ -93,6 +117,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxDepth: integer('MAX_QUERY_DEPTH', 10, 1),
       maxCost: integer('MAX_QUERY_COST', 5000, 1),
       maxAliases: integer('MAX_QUERY_ALIASES', 15, 1),
+    },
+    sns: {
+      topicArn,
+      alarmTopicArn: text('SNS_ALARM_TOPIC_ARN'),
+      publicUrl: publicUrl?.replace(/\/+$/, ''),
+      region: text('AWS_REGION') ?? arnRegion(topicArn) ?? arnRegion(text('SNS_ALARM_TOPIC_ARN')),
+    },
+    live: {
+      maxQueuedEvents: integer('MAX_QUEUED_EVENTS', 1000, 1),
+      maxConnectionsPerTenant: integer('MAX_CONNECTIONS_PER_TENANT', 1000, 1),
+      maxSubscriptionsPerConnection: integer('MAX_SUBSCRIPTIONS_PER_CONNECTION', 50, 1),
+      keepAliveMs: integer('WS_KEEPALIVE_MS', 12_000, 0),
     },
     trustProxy: flag('TRUST_PROXY', false),
     graphiql: flag('GRAPHIQL', true),

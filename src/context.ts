@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import type { TokenVerifier } from './auth/verify-token.js';
+import type { Identity, TokenVerifier } from './auth/verify-token.js';
+import type { LiveTasks } from './live/live-tasks.js';
 import { TaskError } from './errors.js';
 import { toGraphQLError } from './server/mask-error.js';
 import type { Actor } from './tasks/task.js';
@@ -8,12 +9,24 @@ import type { TaskService } from './tasks/task-service.js';
 /** What every resolver receives: who is acting, and the services to act with. */
 export interface Context {
   actor: Actor;
+  /** When the caller's token expires, epoch seconds. */
+  expiresAt: number;
   tasks: TaskService;
+  live: LiveTasks;
+  /** Set on WebSocket connections: closes the whole connection (e.g. a slow consumer). */
+  closeConnection?: (code: number, reason: string) => void;
+}
+
+/** What the WebSocket transport hands over, having verified the token at connection_init. */
+export interface SocketContext {
+  identity: Identity;
+  closeConnection: (code: number, reason: string) => void;
 }
 
 export interface ContextDependencies {
   verifyToken: TokenVerifier;
   tasks: TaskService;
+  live: LiveTasks;
   /** Take the client address from X-Forwarded-For (behind a load balancer). */
   trustProxy: boolean;
 }
@@ -30,20 +43,28 @@ export function clientIp(req: IncomingMessage | undefined, trustProxy: boolean):
 
 /** yoga's context factory: verifies the token before any resolver runs. */
 export function createContextFactory(deps: ContextDependencies) {
-  return async ({ request, req }: { request: Request; req?: IncomingMessage }): Promise<Context> => {
-    const identity = await deps.verifyToken(request.headers.get('authorization')).catch((error: unknown) => {
-      // A refused token ends the request with its HTTP status (401) and is no server error.
-      throw error instanceof TaskError ? toGraphQLError(error, undefined, true) : error;
-    });
+  return async (
+    initial: { request: Request; req?: IncomingMessage } & Partial<SocketContext>,
+  ): Promise<Context> => {
+    const { request, req } = initial;
+    const identity =
+      initial.identity ??
+      (await deps.verifyToken(request.headers.get('authorization')).catch((error: unknown) => {
+        // A refused token ends the request with its HTTP status (401) and is no server error.
+        throw error instanceof TaskError ? toGraphQLError(error, undefined, true) : error;
+      }));
     return {
       actor: {
         userId: identity.userId,
         tenantCode: identity.tenantCode,
         isAdmin: identity.isAdmin,
         ip: clientIp(req, deps.trustProxy),
-        requestId: request.headers.get('x-request-id') ?? undefined,
+        requestId: request?.headers.get('x-request-id') ?? undefined,
       },
+      expiresAt: identity.expiresAt,
       tasks: deps.tasks,
+      live: deps.live,
+      closeConnection: initial.closeConnection,
     };
   };
 }

@@ -10,7 +10,9 @@ export type ErrorCode =
   | 'BAD_USER_INPUT'
   | 'INVALID_TRANSITION'
   | 'CONFLICT'
-  | 'PAYLOAD_TOO_LARGE';
+  | 'PAYLOAD_TOO_LARGE'
+  | 'QUOTA_EXCEEDED'
+  | 'SLOW_CONSUMER';
 
 /** HTTP status that fits each code when the error ends a whole request. */
 export const httpStatusOf: Record<ErrorCode, number> = {
@@ -21,6 +23,8 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   INVALID_TRANSITION: 409,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
+  QUOTA_EXCEEDED: 429,
+  SLOW_CONSUMER: 429,
 };
 
 export class TaskError extends Error {
@@ -44,3 +48,5 @@ export const conflict = (message: string, details?: Record<string, unknown>) =>
   new TaskError('CONFLICT', message, details);
 export const payloadTooLarge = (message: string, details?: Record<string, unknown>) =>
   new TaskError('PAYLOAD_TOO_LARGE', message, details);
+export const quotaExceeded = (message: string, details?: Record<string, unknown>) =>
+  new TaskError('QUOTA_EXCEEDED', message, details);

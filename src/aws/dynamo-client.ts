@@ -18,7 +18,10 @@ export function createDynamoClients(options: { endpoint?: string; region?: strin
     maxAttempts: 5,
   });
   const doc = DynamoDBDocumentClient.from(client, {
-    marshallOptions: { removeUndefinedValues: true, convertEmptyValues: false },
+    // JSON numbers past 2^53 lost their precision when the request was parsed:
+    // store them as given and read them back as plain numbers (not BigInt, which JSON cannot carry).
+    marshallOptions: { removeUndefinedValues: true, convertEmptyValues: false, allowImpreciseNumbers: true },
+    unmarshallOptions: { wrapNumbers: (value: string) => Number(value) },
   });
   return { client, doc };
 }

@@ -28,7 +28,11 @@ export function toGraphQLError(error: TaskError, at?: GraphQLError, withHttpStat
 export function createMaskError(logger: Logger): MaskError {
   return (error, message, isDev) => {
     const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-    if (original instanceof TaskError) return toGraphQLError(original, error instanceof GraphQLError ? error : undefined);
+    if (original instanceof TaskError) {
+      // Already converted (the context factory does, to keep its HTTP status).
+      if (error instanceof GraphQLError && error.extensions.code === original.code) return error;
+      return toGraphQLError(original, error instanceof GraphQLError ? error : undefined);
+    }
     const masked = defaultMaskError(error, message, isDev);
     if (masked !== error) logger.error('unexpected error', error);
     return masked;

@@ -3,11 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
-import type { GraphQLSchema } from 'graphql';
+import type { GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
 import { createYoga } from 'graphql-yoga';
+import type { TokenVerifier } from '../auth/verify-token.js';
 import type { Context } from '../context.js';
+import type { LiveTasks } from '../live/live-tasks.js';
 import type { Logger } from '../logger.js';
 import { enforceBodyLimit } from './body-limit.js';
+import { attachGraphQLWs } from './graphql-ws.js';
 import { createMaskError } from './mask-error.js';
 import { useErrorCodes } from './use-error-codes.js';
 
@@ -18,15 +21,21 @@ export interface ServerLimits {
   maxAliases: number;
 }
 
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
 export interface ServerOptions {
   schema: GraphQLSchema;
   context: (initial: { request: Request; req?: IncomingMessage }) => Promise<Context>;
+  verifyToken: TokenVerifier;
+  live: LiveTasks;
   logger: Logger;
   host: string;
   port: number;
   limits: ServerLimits;
-  /** Resolves when the backing table answers; drives /readyz. */
-  checkReady: () => Promise<void>;
+  /** WebSocket ping interval; dead sockets are reaped after one missed pong. */
+  keepAliveMs: number;
+  /** Other endpoints by exact path: health, readiness, metrics, the SNS endpoint. */
+  routes: Record<string, RouteHandler>;
   /** false disables GraphiQL; an object pre-fills its headers editor. */
   graphiql: false | { headers?: Record<string, string> };
   /** How long in-flight requests get on stop before their sockets are closed. */
@@ -40,7 +49,15 @@ export interface RunningServer {
 
 export const GRAPHQL_PATH = '/graphql';
 
-/** yoga on node:http, plus health endpoints and a request body limit. */
+const reportAsValidationError = {
+  propagateOnRejection: false,
+  onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(error)],
+};
+
+/**
+ * One port: yoga for GraphQL over HTTP and SSE, graphql-ws for WebSocket on
+ * the same path, and plain routes beside them.
+ */
 export function createServer(options: ServerOptions) {
   const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, Context>({
     schema: options.schema,
@@ -51,30 +68,35 @@ export function createServer(options: ServerOptions) {
     graphiql: options.graphiql && {
       title: 'Tasks',
       headers: options.graphiql.headers ? JSON.stringify(options.graphiql.headers, null, 2) : undefined,
+      subscriptionsProtocol: 'WS',
     },
     landingPage: false,
     plugins: [
-      maxDepthPlugin({ n: options.limits.maxDepth }),
-      costLimitPlugin({ maxCost: options.limits.maxCost }),
-      maxAliasesPlugin({ n: options.limits.maxAliases }),
+      // Report limit violations as validation errors (given a code by useErrorCodes) rather than throwing.
+      maxDepthPlugin({ n: options.limits.maxDepth, ...reportAsValidationError }),
+      costLimitPlugin({ maxCost: options.limits.maxCost, ...reportAsValidationError }),
+      maxAliasesPlugin({ n: options.limits.maxAliases, ...reportAsValidationError }),
       useErrorCodes(),
     ],
   });
 
   const http = createHttpServer(async (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') return json(res, 200, { status: 'ok' });
-    if (path === '/readyz') {
-      try {
-        await options.checkReady();
-        return json(res, 200, { status: 'ready' });
-      } catch (error) {
-        options.logger.warn('readiness check failed', error);
-        return json(res, 503, { status: 'unavailable' });
-      }
-    }
+    const path = (req.url ?? '/').split('?')[0]!;
+    const route = options.routes[path];
+    if (route) return route(req, res);
     if (path === GRAPHQL_PATH && !enforceBodyLimit(req, res, options.limits.maxBodyBytes)) return;
     return yoga.requestListener(req, res);
+  });
+
+  const ws = attachGraphQLWs({
+    http,
+    path: GRAPHQL_PATH,
+    yoga: yoga as never,
+    verifyToken: options.verifyToken,
+    live: options.live,
+    logger: options.logger,
+    keepAliveMs: options.keepAliveMs,
+    maxPayloadBytes: options.limits.maxBodyBytes,
   });
 
   return {
@@ -93,8 +115,12 @@ export function createServer(options: ServerOptions) {
     },
   };
 
-  /** Stops accepting, lets in-flight requests finish within the grace period, then closes what is left. */
+  /**
+   * Closes WebSockets (1001 going away: clients reconnect elsewhere and resume),
+   * stops accepting, lets in-flight requests finish within the grace period.
+   */
   async function stop(graceMs: number): Promise<void> {
+    await ws.dispose();
     const closed = new Promise<void>((resolve) => http.close(() => resolve()));
     http.closeIdleConnections();
     const timer = setTimeout(() => http.closeAllConnections(), graceMs);
@@ -104,6 +130,6 @@ export function createServer(options: ServerOptions) {
   }
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+export function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }

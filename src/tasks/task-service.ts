@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 import { badInput, conflict, notFound, TaskError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { Lru } from '../lru.js';
 import { parseTaskId, taskId, taskPk, taskSk, type ParsedTaskId } from './keys.js';
 import {
   checkName,
@@ -63,6 +64,8 @@ export class TaskService {
   private readonly retentionDays?: number;
   private readonly now: () => Date;
   private readonly newCode = monotonicFactory();
+  /** Inputs never change after creation; live events carry none, so many subscribers share one read. */
+  private readonly inputs = new Lru<string, Promise<unknown>>(1_000);
 
   constructor(options: TaskServiceOptions) {
     this.store = options.store;
@@ -85,6 +88,18 @@ export class TaskService {
     // Another tenant's task reads exactly like a missing one.
     if (!canAccessTenant(actor, parsed.tenantCode)) return null;
     return (await this.store.get(parsed)) ?? null;
+  }
+
+  /** A task's input, read once per task when the task came from a notification (which carries none). */
+  inputOf(task: Task): Promise<unknown> {
+    if (task.input !== undefined) return Promise.resolve(task.input);
+    let input = this.inputs.get(task.id);
+    if (!input) {
+      input = this.store.get(task).then((stored) => stored?.input ?? null);
+      input.catch(() => this.inputs.delete(task.id));
+      this.inputs.set(task.id, input);
+    }
+    return input;
   }
 
   listTasks(actor: Actor, filter: TaskFilter = {}, first?: number | null, after?: string | null): Promise<Page<Task>> {

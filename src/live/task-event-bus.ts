@@ -1,0 +1,67 @@
+import type { Logger } from '../logger.js';
+import { taskPk } from '../tasks/keys.js';
+import type { Task } from '../tasks/task.js';
+import { Lru } from '../lru.js';
+import type { Metrics } from './metrics.js';
+import { isTaskNotification, taskOf, type TaskNotification } from './notification.js';
+import type { TaskEvent } from './task-event.js';
+
+export type TaskEventListener = (event: TaskEvent) => void;
+
+export interface TaskEventBusOptions {
+  logger: Logger;
+  metrics: Metrics;
+  /** Reads a task whose notification left its attributes out (too large for SNS). */
+  readTask(notification: TaskNotification): Promise<Task | undefined>;
+}
+
+/**
+ * Hands notifications to this process's subscribers, by tenant: a listener
+ * registered for one tenant is never called with another tenant's event.
+ * The same notification may arrive twice (in-process and back through SNS, or
+ * redelivered by SNS); only a version newer than the last dispatched one for
+ * that task goes out.
+ */
+export class TaskEventBus {
+  private readonly listeners = new Map<string, Set<TaskEventListener>>();
+  private readonly dispatched = new Lru<string, number>(50_000);
+
+  constructor(private readonly options: TaskEventBusOptions) {}
+
+  subscribe(tenantCode: string, listener: TaskEventListener): () => void {
+    let set = this.listeners.get(tenantCode);
+    if (!set) this.listeners.set(tenantCode, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(tenantCode) === set) this.listeners.delete(tenantCode);
+    };
+  }
+
+  /** Entry point for every transport: in-process, SNS HTTP deliveries. */
+  async dispatch(message: unknown): Promise<void> {
+    const { metrics, logger } = this.options;
+    if (!isTaskNotification(message) || message.pk !== taskPk(message.kind, message.tenantCode)) {
+      metrics.notificationsRejected.inc({ reason: 'shape' });
+      logger.warn('ignored a notification that is not a task status change');
+      return;
+    }
+    metrics.eventsReceived.inc();
+    const last = this.dispatched.get(message.id);
+    if (last !== undefined && message.version <= last) {
+      metrics.eventsDropped.inc({ reason: 'stale' });
+      return;
+    }
+    this.dispatched.set(message.id, message.version);
+    const task = message.attributesOmitted ? await this.options.readTask(message) : taskOf(message);
+    if (!task) return;
+    const event: TaskEvent = { action: message.action, task, previousStatus: message.previousStatus, replayed: false };
+    for (const listener of this.listeners.get(message.tenantCode) ?? []) {
+      try {
+        listener(event);
+      } catch (error) {
+        logger.error('a task event listener failed', error);
+      }
+    }
+  }
+}

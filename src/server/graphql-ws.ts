@@ -1,0 +1,139 @@
+import type { Server } from 'node:http';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
+import type { OperationResult } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
+import type { Identity, TokenVerifier } from '../auth/verify-token.js';
+import type { Context, SocketContext } from '../context.js';
+import { TaskError } from '../errors.js';
+import {
+  TOKEN_EXPIRED_CLOSE_CODE,
+  TOO_MANY_CONNECTIONS_CLOSE_CODE,
+} from '../live/close-codes.js';
+import type { LiveTasks } from '../live/live-tasks.js';
+import type { Logger } from '../logger.js';
+
+export interface GraphQLWsOptions {
+  http: Server;
+  path: string;
+  yoga: YogaServerInstance<Record<string, unknown>, Context>;
+  verifyToken: TokenVerifier;
+  live: LiveTasks;
+  logger: Logger;
+  /** Ping interval; a socket that misses a pong within it is terminated. */
+  keepAliveMs: number;
+  maxPayloadBytes: number;
+}
+
+interface ConnectionState {
+  identity?: Identity;
+  release?: () => void;
+  expiry?: NodeJS.Timeout;
+}
+
+/** setTimeout caps delays at about 24.8 days; longer ones are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * graphql-ws (graphql-transport-ws) on the HTTP server's upgrade, sharing
+ * yoga's pipeline: the same schema, plugins, masking and context factory. The
+ * token is verified once, at connection_init, before any subscription runs;
+ * the socket closes when it expires.
+ */
+export function attachGraphQLWs(options: GraphQLWsOptions) {
+  const { yoga, live, logger } = options;
+  const wss = new WebSocketServer({ server: options.http, path: options.path, maxPayload: options.maxPayloadBytes });
+  const states = new WeakMap<object, ConnectionState>();
+
+  const server = useServer<Record<string, unknown> | undefined, Record<PropertyKey, never>>(
+    {
+      execute: (args) => (args.rootValue as Enveloped).execute(args),
+      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
+      onConnect: async (ctx) => {
+        const { socket } = ctx.extra;
+        const params = ctx.connectionParams ?? {};
+        const authorization = params.authorization ?? params.Authorization;
+        const state: ConnectionState = {};
+        states.set(ctx, state);
+        try {
+          state.identity = await options.verifyToken(typeof authorization === 'string' ? authorization : undefined);
+        } catch (error) {
+          socket.close(TOKEN_EXPIRED_CLOSE_CODE, error instanceof TaskError ? error.message.slice(0, 120) : 'Unauthorized');
+          return false;
+        }
+        try {
+          state.release = live.acquireConnection(state.identity.tenantCode);
+        } catch (error) {
+          socket.close(TOO_MANY_CONNECTIONS_CLOSE_CODE, 'Too many connections for this tenant');
+          return false;
+        }
+        const armExpiry = () => {
+          const left = state.identity!.expiresAt * 1000 - Date.now();
+          state.expiry = setTimeout(
+            () => (left > MAX_TIMER_MS ? armExpiry() : socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired')),
+            Math.max(0, Math.min(left, MAX_TIMER_MS)),
+          );
+        };
+        armExpiry();
+        return true;
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const state = states.get(ctx);
+        if (!state?.identity) return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
+        const active = Object.keys(ctx.subscriptions).length;
+        if (active >= live.limits.maxSubscriptionsPerConnection) {
+          return [
+            new GraphQLError(`At most ${live.limits.maxSubscriptionsPerConnection} subscriptions per connection`, {
+              extensions: { code: 'QUOTA_EXCEEDED', limit: live.limits.maxSubscriptionsPerConnection },
+            }),
+          ];
+        }
+        const socketContext: SocketContext = {
+          identity: state.identity,
+          closeConnection: (code, reason) => ctx.extra.socket.close(code, reason),
+        };
+        const enveloped = yoga.getEnveloped({ req: ctx.extra.request, socket: ctx.extra.socket, params: payload, ...socketContext });
+        let document;
+        try {
+          document = enveloped.parse(payload.query);
+        } catch (error) {
+          return [error as GraphQLError];
+        }
+        const errors = enveloped.validate(enveloped.schema, document);
+        if (errors.length > 0) return errors;
+        const args: ExecutionArgs = {
+          schema: enveloped.schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await enveloped.contextFactory(),
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+        };
+        return args;
+      },
+      onClose: (ctx) => {
+        const state = states.get(ctx);
+        if (state?.expiry) clearTimeout(state.expiry);
+        state?.release?.();
+      },
+      onError: (_ctx, _id, _payload, errors) => {
+        logger.debug('graphql-ws operation errors', errors.map((error) => error.message));
+      },
+    },
+    wss,
+    options.keepAliveMs,
+  );
+
+  return {
+    wss,
+    /** Closes every socket (1001 going away) and the WebSocket server. */
+    dispose: () => server.dispose(),
+  };
+}
+
+/** yoga's enveloped execute and subscribe, carried to graphql-ws in rootValue. */
+type Enveloped = {
+  execute: (args: ExecutionArgs) => OperationResult;
+  subscribe: (args: ExecutionArgs) => OperationResult;
+};
