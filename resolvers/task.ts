@@ -2,6 +2,8 @@ import { TASK_STATUSES } from '../src/tasks/status.js';
 import { TASK_KINDS, type Task } from '../src/tasks/task.js';
 import type { Page } from '../src/tasks/task-store.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../src/tasks/limits.js';
+import { attributesWithProgress } from '../src/tasks/sub-tasks.js';
+import { FAILURE_POLICIES } from '../src/tasks/task-service.js';
 import { builder } from './builder.js';
 import { PageInfoRef } from './connection.js';
 
@@ -11,6 +13,14 @@ export const TaskKindEnum = builder.enumType('TaskKind', {
     TASK: { description: 'A standard task, run once by a worker.' },
     SFN_TASK: { description: 'A Step Functions task whose input array fans out into sub-tasks.' },
   } satisfies Record<(typeof TASK_KINDS)[number], unknown>,
+});
+export const FailurePolicyEnum = builder.enumType('FailurePolicy', {
+  description: 'How failed sub-tasks end a Step Functions task',
+  values: {
+    CONTINUE: { description: 'Run every sub-task; the parent COMPLETES with the counts (the original behaviour)' },
+    FAIL_PARENT: { description: 'Run every sub-task; the parent FAILS if any failed' },
+    FAIL_FAST: { description: 'The first failure fails the parent, stops the execution and cancels unstarted sub-tasks' },
+  } satisfies Record<(typeof FAILURE_POLICIES)[number], unknown>,
 });
 export const SortOrderEnum = builder.enumType('SortOrder', { values: ['ASC', 'DESC'] as const });
 
@@ -30,7 +40,7 @@ export const TaskRef = builder.objectRef<Task>('Task').implement({
     attributes: t.field({
       type: 'JSON',
       description: '`result`, `error`, `progress`, sub-task counts and free metadata',
-      resolve: (task) => task.attributes,
+      resolve: (task) => attributesWithProgress(task),
     }),
     version: t.exposeInt('version', { description: 'Incremented by every write; pass as `expectedVersion`' }),
     parentId: t.exposeID('parentId', { nullable: true, description: 'Set on sub-tasks' }),
@@ -67,6 +77,7 @@ const CreateTaskInput = builder.inputType('CreateTaskInput', {
     }),
     tenantCode: t.string({ description: 'Defaults to the token tenant; only system_admin may name another' }),
     idempotencyKey: t.string({ description: 'Repeating a create with the same key within 24 hours returns the original task' }),
+    failurePolicy: t.field({ type: FailurePolicyEnum, description: 'Step Functions tasks only; CONTINUE by default' }),
   }),
 });
 
@@ -135,6 +146,13 @@ builder.mutationFields((t) => ({
     type: TaskRef,
     args: { input: t.arg({ type: CreateTaskInput, required: true }) },
     resolve: (_root, args, ctx) => ctx.tasks.createStepFunctionTask(ctx.actor, args.input),
+  }),
+  cancelTask: t.field({
+    type: TaskRef,
+    description:
+      "Moves a task that is not terminal, and its unfinished sub-tasks, to FAILED with error { code: CANCELLED, by }; a running handler's AbortSignal fires and a running execution stops",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => ctx.execution.cancel(ctx.actor, String(args.id)),
   }),
   updateStatus: t.field({
     type: TaskRef,

@@ -1,4 +1,5 @@
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { schema } from '../resolvers/index.js';
 import { mintToken } from './auth/mint-token.js';
@@ -20,9 +21,21 @@ import { TaskEventBus } from './live/task-event-bus.js';
 import { createLogger, type Logger } from './logger.js';
 import { createServer, json } from './server/server.js';
 import { TaskService } from './tasks/task-service.js';
+import { PublisherChain } from './tasks/publisher.js';
+import { AwsExecutions } from './aws/sfn-executions.js';
+import { SnsExecutionQueue } from './aws/sns-execution-queue.js';
+import { createWorker, type Worker } from './worker/create-worker.js';
+import { exampleHandlers, exampleSubTaskHandlers } from './worker/example-handlers.js';
+import { HandlerRegistry, type HandlerMap } from './worker/handlers.js';
 
 export interface AppOptions {
   logger?: Logger;
+  /** Task handlers by task type (merged over the examples when those are on). */
+  handlers?: HandlerMap;
+  /** Sub-task handlers for Step Functions tasks, by task type. */
+  subTaskHandlers?: HandlerMap;
+  /** A Step Functions client to use instead of a new one (tests wrap it with aws-sdk-client-mock). */
+  sfn?: SFNClient;
   /** An SNS client to use instead of a new one (tests wrap it with aws-sdk-client-mock). */
   sns?: SNSClient;
   /** Test seams of the SNS endpoint: a stand-in SNS host to trust, its fetch. */
@@ -37,6 +50,7 @@ export interface RunningApp {
   store: DynamoTaskStore;
   bus: TaskEventBus;
   metrics: Metrics;
+  worker: Worker;
   /** The DynamoDB endpoint in use, when not AWS's own. */
   dynamoEndpoint?: string;
   stop(): Promise<void>;
@@ -89,17 +103,39 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       snsClient && topicArn
         ? new SnsTopic({ client: snsClient, topicArn, logger, onFailure: () => metrics.publishFailures.inc() })
         : undefined;
+    const notifierTopic = topicOf(snsConfig.topicArn);
     const notifier = new Notifier({
       table: storage.tableName,
       bus,
-      topic: topicOf(snsConfig.topicArn),
+      topic: notifierTopic,
       alarmTopic: topicOf(snsConfig.alarmTopicArn),
       logger,
     });
     cleanup.push(() => notifier.flush());
 
-    const tasks = new TaskService({ store, publisher: notifier, logger, retentionDays: config.retentionDays });
+    const publishers = new PublisherChain([notifier]);
+    const tasks = new TaskService({ store, publisher: publishers, logger, retentionDays: config.retentionDays });
     const live = new LiveTasks({ bus, tasks, metrics, logger, limits: config.live });
+
+    const { worker: workerConfig } = config;
+    const sfnClient = workerConfig.stateMachineArn ? (options.sfn ?? new SFNClient({ region: snsConfig.region })) : undefined;
+    if (sfnClient && !options.sfn) cleanup.push(() => sfnClient.destroy());
+    const worker = createWorker({
+      config: workerConfig,
+      tasks,
+      store,
+      bus,
+      publisher: notifier,
+      registry: new HandlerRegistry(
+        { ...(workerConfig.exampleHandlers ? exampleHandlers : {}), ...options.handlers },
+        { ...(workerConfig.exampleHandlers ? exampleSubTaskHandlers : {}), ...options.subTaskHandlers },
+      ),
+      logger,
+      queue: notifierTopic ? new SnsExecutionQueue(notifierTopic) : undefined,
+      executions: sfnClient ? new AwsExecutions(sfnClient, workerConfig.stateMachineArn!, logger) : undefined,
+    });
+    if (workerConfig.enabled) publishers.add(worker.execution.onCreated);
+    cleanup.push(() => worker.stop());
 
     const routes: Record<string, Parameters<typeof createServer>[0]['routes'][string]> = {
       '/healthz': (_req, res) => json(res, 200, { status: 'ok' }),
@@ -131,7 +167,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     const server = createServer({
       schema,
-      context: createContextFactory({ verifyToken, tasks, live, trustProxy: config.trustProxy }),
+      context: createContextFactory({ verifyToken, tasks, live, execution: worker.execution, trustProxy: config.trustProxy }),
       verifyToken,
       live,
       logger,
@@ -144,6 +180,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     });
     const running = await server.start();
     cleanup.push(() => running.stop());
+    if (workerConfig.enabled) await worker.start();
 
     if (snsClient && snsConfig.topicArn && snsConfig.publicUrl) {
       const unsubscribe = await subscribeSelf(snsClient, snsConfig.topicArn, snsConfig.publicUrl);
@@ -159,6 +196,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       store,
       bus,
       metrics,
+      worker,
       dynamoEndpoint: endpoint,
       stop: runCleanup,
     };

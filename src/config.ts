@@ -29,6 +29,29 @@ export interface LiveConfig {
   keepAliveMs: number;
 }
 
+export interface WorkerConfig {
+  /**
+   * Queue new tasks and run them (default). Off: tasks stay CREATED and
+   * backends drive every transition with updateStatus, as with the original package.
+   */
+  enabled: boolean;
+  /** Tasks run at once by this process's in-process queue. */
+  concurrency: number;
+  /** A module exporting `handlers` and/or `subTaskHandlers` (HandlerMap), loaded by `npm start`. */
+  handlersModule?: string;
+  /** Register the ECHO and SLEEP examples (default: on in the embedded default). */
+  exampleHandlers: boolean;
+  /** Map MaxConcurrency of the Step Functions execution. */
+  stepFunctionsConcurrency: number;
+  leaseMs: number;
+  progressIntervalMs: number;
+  parentEventWindowMs: number;
+  /** AWS: the state machine (statemachine/sub-tasks.asl.json) to start executions on. */
+  stateMachineArn?: string;
+  /** AWS: an SQS queue subscribed to SNS_TOPIC_ARN (filter action = task-execute) this process works from. */
+  queueUrl?: string;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -39,6 +62,7 @@ export interface Config {
   limits: ServerLimits;
   sns: SnsConfig;
   live: LiveConfig;
+  worker: WorkerConfig;
   trustProxy: boolean;
   graphiql: boolean;
   logLevel: LogLevel;
@@ -129,6 +153,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxConnectionsPerTenant: integer('MAX_CONNECTIONS_PER_TENANT', 1000, 1),
       maxSubscriptionsPerConnection: integer('MAX_SUBSCRIPTIONS_PER_CONNECTION', 50, 1),
       keepAliveMs: integer('WS_KEEPALIVE_MS', 12_000, 0),
+    },
+    worker: {
+      enabled: flag('TASK_EXECUTION', true),
+      concurrency: integer('WORKER_CONCURRENCY', 4, 1),
+      handlersModule: text('HANDLERS_MODULE'),
+      exampleHandlers: flag('EXAMPLE_HANDLERS', storage.mode === 'embedded'),
+      stepFunctionsConcurrency: integer('SFN_MAX_CONCURRENCY', 2, 1),
+      leaseMs: integer('TASK_LEASE_MS', 30_000, 100),
+      progressIntervalMs: integer('PROGRESS_INTERVAL_MS', 500, 0),
+      parentEventWindowMs: integer('PARENT_EVENT_WINDOW_MS', 250, 0),
+      stateMachineArn: text('SFN_TASK_ARN'),
+      queueUrl: text('TASK_QUEUE_URL'),
     },
     trustProxy: flag('TRUST_PROXY', false),
     graphiql: flag('GRAPHIQL', true),

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Identity, TokenVerifier } from './auth/verify-token.js';
 import type { LiveTasks } from './live/live-tasks.js';
+import type { TaskExecution } from './worker/task-execution.js';
 import { TaskError } from './errors.js';
 import { toGraphQLError } from './server/mask-error.js';
 import type { Actor } from './tasks/task.js';
@@ -13,6 +14,7 @@ export interface Context {
   expiresAt: number;
   tasks: TaskService;
   live: LiveTasks;
+  execution: TaskExecution;
   /** Set on WebSocket connections: closes the whole connection (e.g. a slow consumer). */
   closeConnection?: (code: number, reason: string) => void;
 }
@@ -27,6 +29,7 @@ export interface ContextDependencies {
   verifyToken: TokenVerifier;
   tasks: TaskService;
   live: LiveTasks;
+  execution: TaskExecution;
   /** Take the client address from X-Forwarded-For (behind a load balancer). */
   trustProxy: boolean;
 }
@@ -64,6 +67,7 @@ export function createContextFactory(deps: ContextDependencies) {
       expiresAt: identity.expiresAt,
       tasks: deps.tasks,
       live: deps.live,
+      execution: deps.execution,
       closeConnection: initial.closeConnection,
     };
   };

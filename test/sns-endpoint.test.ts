@@ -1,25 +1,32 @@
-import { execFileSync } from 'node:child_process';
-import { createSign, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSnsEndpoint, isSnsHostOf, type SnsEndpointOptions } from '../src/live/sns-endpoint.js';
 import { createSignatureVerifier, stringToSign } from '../src/live/sns-signature.js';
 import { createLogger } from '../src/logger.js';
+import {
+  CERT_PATH,
+  confirmationFields,
+  notificationFields,
+  startSnsHost,
+  startSnsStandIn,
+  type Fields,
+  type SnsHost,
+  type SnsStandIn,
+} from './helpers/sns.js';
 
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:tasks';
-const CERT_PATH = '/SimpleNotificationService-test.pem';
 
-let privateKey: string;
-let certificate: string;
 const servers: Server[] = [];
 
+/** The stand-in SNS host (trusted) and its signing key. */
+let snsHost: SnsStandIn;
+/** A host that is not trusted, serving the same certificate. */
+let untrustedHost: SnsHost;
 /** Every request the stand-in SNS host and the untrusted host received. */
-const standInRequests: { method: string; url: string }[] = [];
-const untrustedRequests: { method: string; url: string }[] = [];
+let standInRequests: SnsHost['requests'];
+let untrustedRequests: SnsHost['requests'];
 let standIn: string; // origin of the stand-in SNS host (trusted)
 let untrusted: string; // origin of a host that is not trusted, serving the same certificate
 
@@ -30,95 +37,39 @@ async function listen(handler: (req: IncomingMessage, res: ServerResponse) => vo
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-/** Serves the certificate, and answers confirmation GETs; records everything. */
-function snsHost(log: { method: string; url: string }[]) {
-  return (req: IncomingMessage, res: ServerResponse) => {
-    log.push({ method: req.method ?? '', url: req.url ?? '' });
-    const url = new URL(req.url ?? '/', 'http://host');
-    if (url.pathname === CERT_PATH) return void res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(certificate);
-    if (url.pathname === '/' && url.searchParams.get('Action') === 'ConfirmSubscription') {
-      return void res.writeHead(200, { 'content-type': 'text/xml' }).end('<ConfirmSubscriptionResponse/>');
-    }
-    res.writeHead(url.pathname === '/broken' ? 500 : 404).end();
-  };
-}
-
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sns-test-'));
-  try {
-    execFileSync(
-      'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1', '-subj', '/CN=sns.local'],
-      { cwd: dir, stdio: 'ignore' },
-    );
-    privateKey = readFileSync(join(dir, 'k.pem'), 'utf8');
-    certificate = readFileSync(join(dir, 'c.pem'), 'utf8');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  standIn = await listen(snsHost(standInRequests));
-  untrusted = await listen(snsHost(untrustedRequests));
+  snsHost = await startSnsStandIn();
+  untrustedHost = await startSnsHost(snsHost.certificate);
+  ({ origin: standIn, requests: standInRequests } = snsHost);
+  ({ origin: untrusted, requests: untrustedRequests } = untrustedHost);
 });
 
 afterAll(async () => {
-  await Promise.all(
-    servers.map(
+  await Promise.all([
+    snsHost?.close(),
+    untrustedHost?.close(),
+    ...servers.map(
       (server) =>
         new Promise<void>((resolve) => {
           server.closeAllConnections();
           server.close(() => resolve());
         }),
     ),
-  );
+  ]);
 });
 
-// ---------------------------------------------------------------------------
-// Signing, as SNS does. The canonical format is duplicated here on purpose from
-// the AWS docs rather than imported from src/live/sns-signature.ts, so that a
-// canonicalization bug in the production code cannot hide in the tests too.
-// ---------------------------------------------------------------------------
-type Fields = Record<string, string | undefined>;
-
-function canonicalForTest(message: Fields): string {
-  const keys =
-    message.Type === 'Notification'
-      ? ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type']
-      : ['Message', 'MessageId', 'SubscribeURL', 'Timestamp', 'Token', 'TopicArn', 'Type'];
-  return keys
-    .filter((key) => message[key] !== undefined)
-    .map((key) => `${key}\n${message[key]}\n`)
-    .join('');
-}
-
-function sign(message: Fields, { version = '1', certUrl = `${standIn}${CERT_PATH}`, algorithm }: { version?: string; certUrl?: string; algorithm?: string } = {}): Fields {
-  const signer = createSign(algorithm ?? (version === '2' ? 'RSA-SHA256' : 'RSA-SHA1'));
-  signer.update(canonicalForTest(message));
-  return { ...message, SignatureVersion: version, SigningCertURL: certUrl, Signature: signer.sign(privateKey, 'base64') };
+// Signing, as SNS does, with the shared fixtures' own copy of the canonical
+// format (not src/live/sns-signature.ts's): see test/helpers/sns.ts.
+function sign(message: Fields, options: { version?: string; certUrl?: string; algorithm?: string } = {}): Fields {
+  return snsHost.sign(message, options);
 }
 
 function notification(payload: unknown, extra: Fields = {}): Fields {
-  return {
-    Type: 'Notification',
-    MessageId: randomUUID(),
-    TopicArn: TOPIC,
-    Message: typeof payload === 'string' ? payload : JSON.stringify(payload),
-    Timestamp: new Date().toISOString(),
-    UnsubscribeURL: `${standIn}/?Action=Unsubscribe&SubscriptionArn=${encodeURIComponent(`${TOPIC}:sub`)}`,
-    ...extra,
-  };
+  return notificationFields({ topicArn: TOPIC, message: payload, unsubscribeOrigin: standIn, extra });
 }
 
 function confirmation(type: 'SubscriptionConfirmation' | 'UnsubscribeConfirmation', subscribeOrigin = standIn): Fields {
-  const token = `token-${randomUUID()}`;
-  return {
-    Type: type,
-    MessageId: randomUUID(),
-    Token: token,
-    TopicArn: TOPIC,
-    Message: `You have chosen to subscribe to the topic ${TOPIC}.`,
-    SubscribeURL: `${subscribeOrigin}/?Action=ConfirmSubscription&TopicArn=${encodeURIComponent(TOPIC)}&Token=${token}`,
-    Timestamp: new Date().toISOString(),
-  };
+  return confirmationFields(type, TOPIC, subscribeOrigin);
 }
 
 const payload = (n = 1) => ({ action: 'task-status', id: `task-${n}`, version: n, content: { status: 'COMPLETED' } });
@@ -171,7 +122,7 @@ async function startEndpoint(overrides: Partial<SnsEndpointOptions> = {}): Promi
   };
 }
 
-const certFetches = () => standInRequests.filter((request) => request.url === CERT_PATH).length;
+const certFetches = () => snsHost.certFetches();
 
 describe('SNS endpoint: notifications', () => {
   it('delivers a valid SignatureVersion 1 notification once, parsed', async () => {

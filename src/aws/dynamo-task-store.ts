@@ -4,12 +4,13 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  ScanCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { conflict } from '../errors.js';
 import { SEPARATOR, kindOfPk, parseTaskId, taskId, type TaskKey } from '../tasks/keys.js';
-import type { IdempotencyRecord, Page, TaskListQuery, TaskStore } from '../tasks/task-store.js';
+import type { IdempotencyRecord, Page, SubTaskCountDelta, TaskListQuery, TaskStore } from '../tasks/task-store.js';
 import type { Task, TaskAttributes } from '../tasks/task.js';
 import type { TaskStatus } from '../tasks/status.js';
 import { LIST_PARTITION_ATTRIBUTES, SUB_TASK_INDEX, listIndex, type IndexSpec, type ListFacet } from './task-table-schema.js';
@@ -178,6 +179,53 @@ export class DynamoTaskStore implements TaskStore {
 
   listSubTasks(parentId: string, limit: number, after?: string): Promise<Page<Task>> {
     return this.queryIndex(SUB_TASK_INDEX, parentId, { limit, after, forward: true });
+  }
+
+  async addSubTaskCounts(parent: TaskKey, delta: SubTaskCountDelta, updatedAt: string): Promise<Task> {
+    const counters: [string, number | undefined][] = [
+      ['subTaskRunningCount', delta.running],
+      ['subTaskSucceedCount', delta.succeeded],
+      ['subTaskFailedCount', delta.failed],
+    ];
+    const names: Record<string, string> = { '#attributes': 'attributes', '#version': 'version', '#updatedAt': 'updatedAt' };
+    const values: Record<string, unknown> = { ':one': 1, ':updatedAt': updatedAt };
+    const additions = ['#version :one'];
+    counters.forEach(([name, by], i) => {
+      if (!by) return;
+      names[`#c${i}`] = name;
+      values[`:c${i}`] = by;
+      additions.push(`#attributes.#c${i} :c${i}`);
+    });
+    const { Attributes } = await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: parent.pk, sk: parent.sk },
+        UpdateExpression: `SET #updatedAt = :updatedAt ADD ${additions.join(', ')}`,
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return fromItem(Attributes!);
+  }
+
+  async *scanByStatus(statuses: readonly TaskStatus[]): AsyncIterable<Task> {
+    const values = Object.fromEntries(statuses.map((status, i) => [`:s${i}`, status]));
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: `#status IN (${Object.keys(values).join(', ')})`,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: values,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) if (kindOfPk(String(item.pk))) yield fromItem(item);
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
   }
 
   async claimIdempotencyKey(record: IdempotencyRecord): Promise<IdempotencyRecord | undefined> {

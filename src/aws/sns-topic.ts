@@ -23,7 +23,8 @@ export class SnsTopic {
     return this.options.topicArn;
   }
 
-  async publish(message: { action: string; tenantCode: string }): Promise<void> {
+  /** `extraAttributes` add SNS message attributes (e.g. taskType) for filter policies. */
+  async publish(message: { action: string; tenantCode: string }, extraAttributes: Record<string, string> = {}): Promise<void> {
     const { client, topicArn, logger, attempts = 4, baseDelayMs = 200 } = this.options;
     const command = new PublishCommand({
       TopicArn: topicArn,
@@ -31,6 +32,9 @@ export class SnsTopic {
       MessageAttributes: {
         action: { DataType: 'String', StringValue: message.action },
         tenantCode: { DataType: 'String', StringValue: message.tenantCode },
+        ...Object.fromEntries(
+          Object.entries(extraAttributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }]),
+        ),
       },
     });
     for (let attempt = 1; ; attempt++) {

@@ -71,10 +71,13 @@ export class EventQueue<T> implements AsyncIterator<T> {
     this.waiter = undefined;
   }
 
-  /** Ends the queue with an error for the reader. */
+  /** Ends the queue with an error for the reader, also one already waiting. */
   fail(error: Error): void {
     this.failure = error;
+    const waiter = this.waiter;
+    this.waiter = undefined;
     this.end();
+    waiter?.reject(error);
   }
 
   /** Keeps the latest event of each task, in the order of those latest events. */

@@ -102,7 +102,31 @@ export class LiveTasks {
       if (!parseTaskId(id)) throw new TaskError('BAD_USER_INPUT', `${JSON.stringify(id)} is not a task id`, { field: 'ids' });
     }
     const position = since ? parseSince(since) : undefined;
-    return this.stream(actor, tenantCode, filter, position, options);
+    const { metrics, limits } = this.deps;
+    const queue = new EventQueue<TaskEvent>(limits.maxQueuedEvents, (event) => event.task.id, {
+      onCoalesced: (dropped) => metrics.eventsCoalesced.inc({}, dropped),
+      onOverflow: () => {
+        metrics.eventsDropped.inc({ reason: 'slow_consumer' });
+        options.onSlowConsumer?.();
+      },
+    });
+    const events = this.stream(actor, tenantCode, filter, position, options, queue);
+    // An async generator parked in `await queue.next()` would run its cleanup only
+    // at the next event; ending the queue first lets a leaving client go at once.
+    return {
+      next: () => events.next(),
+      return: () => {
+        queue.end();
+        return events.return(undefined);
+      },
+      throw: (error: unknown) => {
+        queue.end();
+        return events.throw(error);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    } satisfies AsyncIterableIterator<TaskStatusEvent>;
   }
 
   private async *stream(
@@ -111,8 +135,9 @@ export class LiveTasks {
     filter: TaskEventFilter,
     position: ResumePosition | undefined,
     options: SubscribeOptions,
+    queue: EventQueue<TaskEvent>,
   ): AsyncGenerator<TaskStatusEvent> {
-    const { bus, metrics, limits } = this.deps;
+    const { bus, metrics } = this.deps;
     const inScope = scopeOf(filter);
     const statuses = filter.statuses?.length ? new Set(filter.statuses) : undefined;
     const delivered = new Lru<string, number>(10_000);
@@ -121,13 +146,6 @@ export class LiveTasks {
     // Named tasks not yet terminal; the subscription completes when none is left.
     const open = filter.ids ? new Set(filter.ids) : undefined;
 
-    const queue = new EventQueue<TaskEvent>(limits.maxQueuedEvents, (event) => event.task.id, {
-      onCoalesced: (dropped) => metrics.eventsCoalesced.inc({}, dropped),
-      onOverflow: () => {
-        metrics.eventsDropped.inc({ reason: 'slow_consumer' });
-        options.onSlowConsumer?.();
-      },
-    });
     const release = options.ownConnection ? this.acquireConnection(tenantCode) : undefined;
     const expiry = options.ownConnection && setTimeout(
       () => queue.fail(new TaskError('UNAUTHENTICATED', 'The token has expired')),

@@ -24,6 +24,8 @@ export interface TaskEventBusOptions {
  */
 export class TaskEventBus {
   private readonly listeners = new Map<string, Set<TaskEventListener>>();
+  /** Server-side observers of every tenant's events (e.g. cancellation reaching a running handler). */
+  private readonly observers = new Set<TaskEventListener>();
   private readonly dispatched = new Lru<string, number>(50_000);
 
   constructor(private readonly options: TaskEventBusOptions) {}
@@ -36,6 +38,12 @@ export class TaskEventBus {
       set.delete(listener);
       if (set.size === 0 && this.listeners.get(tenantCode) === set) this.listeners.delete(tenantCode);
     };
+  }
+
+  /** Observes every tenant's events; for the server's own components, never for subscribers. */
+  observeAll(listener: TaskEventListener): () => void {
+    this.observers.add(listener);
+    return () => this.observers.delete(listener);
   }
 
   /** Entry point for every transport: in-process, SNS HTTP deliveries. */
@@ -56,7 +64,7 @@ export class TaskEventBus {
     const task = message.attributesOmitted ? await this.options.readTask(message) : taskOf(message);
     if (!task) return;
     const event: TaskEvent = { action: message.action, task, previousStatus: message.previousStatus, replayed: false };
-    for (const listener of this.listeners.get(message.tenantCode) ?? []) {
+    for (const listener of [...this.observers, ...(this.listeners.get(message.tenantCode) ?? [])]) {
       try {
         listener(event);
       } catch (error) {

@@ -81,8 +81,9 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
       onSubscribe: async (ctx, _id, payload) => {
         const state = states.get(ctx);
         if (!state?.identity) return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
+        // graphql-ws has already registered this subscription in ctx.subscriptions.
         const active = Object.keys(ctx.subscriptions).length;
-        if (active >= live.limits.maxSubscriptionsPerConnection) {
+        if (active > live.limits.maxSubscriptionsPerConnection) {
           return [
             new GraphQLError(`At most ${live.limits.maxSubscriptionsPerConnection} subscriptions per connection`, {
               extensions: { code: 'QUOTA_EXCEEDED', limit: live.limits.maxSubscriptionsPerConnection },

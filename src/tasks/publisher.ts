@@ -4,6 +4,8 @@ import type { Task } from './task.js';
 export interface TaskChange {
   task: Task;
   previous?: Task;
+  /** Set once, when the task was just stored for the first time. */
+  created?: boolean;
 }
 
 /**
@@ -17,3 +19,20 @@ export interface TaskPublisher {
 
 /** Publishes nowhere; used until a transport is configured. */
 export const silentPublisher: TaskPublisher = { publish: async () => {} };
+
+/** Hands each change to every publisher, in order; members can be added after construction (wiring cycles). */
+export class PublisherChain implements TaskPublisher {
+  private readonly members: TaskPublisher[];
+
+  constructor(members: TaskPublisher[] = []) {
+    this.members = [...members];
+  }
+
+  add(publisher: TaskPublisher): void {
+    this.members.push(publisher);
+  }
+
+  async publish(change: TaskChange): Promise<void> {
+    for (const member of this.members) await member.publish(change);
+  }
+}

@@ -33,3 +33,14 @@ export function subTasksOf(parent: Task, now: Date = new Date()): Task[] {
     };
   });
 }
+
+/**
+ * A Step Functions task's progress, derived from its sub-task counts (which
+ * change atomically, so a stored progress would race them).
+ */
+export function attributesWithProgress(task: Task): Task['attributes'] {
+  const total = task.attributes.subTaskCount;
+  if (task.kind !== 'SFN_TASK' || task.parentId || typeof total !== 'number') return task.attributes;
+  const current = Number(task.attributes.subTaskSucceedCount ?? 0) + Number(task.attributes.subTaskFailedCount ?? 0);
+  return { ...task.attributes, progress: { current, total } };
+}

@@ -11,13 +11,18 @@ import {
   checkTaskType,
   pageSize,
 } from './limits.js';
-import type { TaskPublisher } from './publisher.js';
+import type { TaskChange, TaskPublisher } from './publisher.js';
 import { assertTransition, canTransition, isTerminal, type TaskStatus } from './status.js';
 import type { Page, SortOrder, TaskStore } from './task-store.js';
 import type { Actor, Task, TaskAttributes, TaskKind } from './task.js';
 import { canAccessTenant, resolveTenant } from './tenancy.js';
 
+export const FAILURE_POLICIES = ['CONTINUE', 'FAIL_PARENT', 'FAIL_FAST'] as const;
+export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
+
 export interface CreateTaskRequest {
+  /** Step Functions tasks only: how sub-task failures end the parent (CONTINUE by default). */
+  failurePolicy?: FailurePolicy | null;
   taskType: string;
   name?: string | null;
   input?: unknown;
@@ -169,6 +174,9 @@ export class TaskService {
     if (request.input === undefined) throw badInput('input is required', { field: 'input' });
     checkPayloadSize('input', request.input);
     if (kind === 'SFN_TASK') checkSubTaskInput(request.input);
+    if (kind === 'TASK' && request.failurePolicy) {
+      throw badInput('failurePolicy applies to Step Functions tasks only', { field: 'failurePolicy' });
+    }
 
     const pk = taskPk(kind, tenantCode);
     let code = this.newCode(this.now().getTime());
@@ -187,7 +195,7 @@ export class TaskService {
       }
       throw error;
     }
-    await this.publish({ task });
+    await this.publish({ task, created: true });
     return task;
   }
 
@@ -210,7 +218,7 @@ export class TaskService {
       });
     }
     const fingerprint = createHash('sha256')
-      .update(JSON.stringify([kind, request.taskType, request.name ?? null, request.input]))
+      .update(JSON.stringify([kind, request.taskType, request.name ?? null, request.input, request.failurePolicy ?? null]))
       .digest('base64url');
     const existing = await this.store.claimIdempotencyKey({
       tenantCode,
@@ -245,7 +253,7 @@ export class TaskService {
       tenantCode: fields.tenantCode,
       status: 'CREATED',
       input: fields.request.input,
-      attributes: {},
+      attributes: fields.kind === 'SFN_TASK' ? { failurePolicy: fields.request.failurePolicy ?? 'CONTINUE' } : {},
       version: 1,
       requestId: actor.requestId,
       createdAt: now,
@@ -281,7 +289,7 @@ export class TaskService {
     return parsed;
   }
 
-  private async publish(change: { task: Task; previous?: Task }): Promise<void> {
+  private async publish(change: TaskChange): Promise<void> {
     try {
       await this.publisher.publish(change);
     } catch (error) {

@@ -15,6 +15,13 @@ export interface TaskStore {
   list(query: TaskListQuery): Promise<Page<Task>>;
   listSubTasks(parentId: string, limit: number, after?: string): Promise<Page<Task>>;
   /**
+   * Atomically adds to a Step Functions task's sub-task counters (and bumps its
+   * version); returns the task after the change. Safe under any concurrency.
+   */
+  addSubTaskCounts(parent: TaskKey, delta: SubTaskCountDelta, updatedAt: string): Promise<Task>;
+  /** Every task in one of these statuses, across tenants: crash recovery of the embedded default. */
+  scanByStatus(statuses: readonly TaskStatus[]): AsyncIterable<Task>;
+  /**
    * Claims an idempotency key for a tenant. Returns undefined when this call
    * claimed it, or the live record a previous call left.
    */
@@ -22,6 +29,12 @@ export interface TaskStore {
 }
 
 export type SortOrder = 'ASC' | 'DESC';
+
+export interface SubTaskCountDelta {
+  running?: number;
+  succeeded?: number;
+  failed?: number;
+}
 
 export interface TaskListQuery {
   kind: TaskKind;

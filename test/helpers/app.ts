@@ -1,5 +1,5 @@
 import { afterAll } from 'vitest';
-import { startApp, type RunningApp } from '../../src/app.js';
+import { startApp, type AppOptions, type RunningApp } from '../../src/app.js';
 import { mintToken } from '../../src/auth/mint-token.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
@@ -30,13 +30,15 @@ export interface TestApp extends RunningApp {
  */
 export async function startTestApp(
   env: Record<string, string> = {},
-  options: { publisher?: TaskPublisher } = {},
+  options: { publisher?: TaskPublisher } & Pick<AppOptions, 'sns' | 'snsEndpoint'> = {},
 ): Promise<TestApp> {
   const config = loadConfig({
     JWT_SECRET: TEST_SECRET,
     DATA_DIR: ':memory:',
     HOST: '127.0.0.1',
     PORT: '0',
+    // API tests drive every transition themselves; execution tests turn it on.
+    TASK_EXECUTION: 'false',
     ...env,
   });
   const app = await startApp(config, { logger: createLogger(env.LOG_LEVEL as never ?? 'silent'), ...options });

@@ -1,0 +1,322 @@
+import type { Logger } from '../logger.js';
+import { parseTaskId, subTaskSk, type TaskKey } from '../tasks/keys.js';
+import type { TaskPublisher } from '../tasks/publisher.js';
+import { isTerminal } from '../tasks/status.js';
+import { subTasksOf } from '../tasks/sub-tasks.js';
+import type { Task } from '../tasks/task.js';
+import { FAILURE_POLICIES, type FailurePolicy, type TaskService } from '../tasks/task-service.js';
+import type { SubTaskCountDelta, TaskStore } from '../tasks/task-store.js';
+import { TaskError } from '../errors.js';
+import { ClaimedRun, LostRunError, leaseOf } from './claimed-run.js';
+import type { HandlerRegistry } from './handlers.js';
+import { executionName, type SubTaskEvent, type SubTaskExecutions } from './sub-task-executions.js';
+import { errorAttribute, workerActor, type RunOutcome, type WorkerSettings } from './task-runner.js';
+
+
+/** A sub-task already held by a live worker; the state machine retries the iteration later. */
+export class SubTaskBusyError extends Error {
+  override name = 'SubTaskBusy';
+}
+
+const PAGE = 100;
+
+/**
+ * Step Functions tasks: fan the parent's input out into sub-tasks, run each
+ * sub-task for a Map iteration, keep the parent's counters exact, and settle
+ * the parent per its failure policy.
+ *
+ * Counters are atomic ADDs made by whichever write moved a sub-task (each
+ * transition is version-pinned, so exactly one writer makes it); the parent is
+ * settled from a full recount, which also repairs a count lost to a crash
+ * between a sub-task's write and its ADD.
+ */
+export class StepFunctionTasks {
+  private readonly pendingParentChanges = new Map<string, { task: Task; timer: NodeJS.Timeout }>();
+
+  constructor(
+    private readonly deps: {
+      tasks: TaskService;
+      store: TaskStore;
+      registry: HandlerRegistry;
+      executions: SubTaskExecutions;
+      publisher: TaskPublisher;
+      logger: Logger;
+      settings: WorkerSettings;
+      maxConcurrency: number;
+      /** Parent counter changes within this window go out as one event. */
+      coalesceMs: number;
+    },
+  ) {}
+
+  /** Starts a queued Step Functions task: PROCESSING, sub-tasks written, execution started. Idempotent. */
+  async start(key: TaskKey): Promise<RunOutcome> {
+    const { tasks, store, executions } = this.deps;
+    let parent = await store.get(key);
+    if (!parent || isTerminal(parent.status) || parent.parentId || parent.kind !== 'SFN_TASK') return { done: true };
+    if (!this.deps.registry.canRun(parent)) return { done: true };
+    const actor = workerActor(parent);
+    const inputs = Array.isArray(parent.input) ? parent.input : [];
+    try {
+      if (parent.status !== 'PROCESSING') {
+        parent = await tasks.updateStatus(actor, {
+          id: parent.id,
+          status: 'PROCESSING',
+          expectedVersion: parent.version,
+          attributes: {
+            subTaskCount: inputs.length,
+            subTaskRunningCount: 0,
+            subTaskSucceedCount: 0,
+            subTaskFailedCount: 0,
+          },
+        });
+      }
+      if (!parent.attributes.subTasksWritten) {
+        // Safe to (re)write: no iteration runs before subTasksWritten is set.
+        await store.putSubTasks(subTasksOf(parent));
+        parent = await tasks.updateStatus(actor, {
+          id: parent.id,
+          status: 'PROCESSING',
+          expectedVersion: parent.version,
+          attributes: { subTasksWritten: true },
+        });
+      }
+    } catch (error) {
+      if (error instanceof TaskError && error.code === 'CONFLICT') return { done: false, retryInMs: 0 };
+      throw error;
+    }
+    await executions.start(executionName(parent.id), {
+      parentId: parent.id,
+      indexes: inputs.map((_, index) => index),
+      maxConcurrency: this.deps.maxConcurrency,
+    });
+    return { done: true };
+  }
+
+  /** The entry point of the state machine's Task states (locally, and as the Lambda handler on AWS). */
+  handle(event: SubTaskEvent): Promise<unknown> {
+    if (event.action === 'settle-parent') return this.settle(event.parentId, true).then((task) => ({ status: task?.status }));
+    return this.runSubTask(event.parentId, event.index);
+  }
+
+  async runSubTask(parentId: string, index: number): Promise<{ index: number; status: string }> {
+    const { store, registry, settings, logger } = this.deps;
+    const parsed = parseTaskId(parentId);
+    if (!parsed || parsed.parentId) throw new Error(`${parentId} is not a Step Functions task id`);
+    const subKey = { pk: parsed.pk, sk: subTaskSk(parsed.sk, index) };
+    const [sub, parent] = await Promise.all([store.get(subKey), store.get(parsed)]);
+    if (!sub || !parent) throw new Error(`sub-task ${index} of ${parentId} does not exist`);
+    if (isTerminal(sub.status)) return { index, status: sub.status };
+    if (isTerminal(parent.status)) {
+      await this.cancelSubTask(sub, { code: 'CANCELLED', message: `parent ${parent.status}` });
+      return { index, status: 'FAILED' };
+    }
+    const lease = leaseOf(sub);
+    if (sub.status === 'PROCESSING' && lease && lease.until > Date.now() && !(settings.singleProcess && lease.owner !== settings.workerId)) {
+      throw new SubTaskBusyError(`sub-task ${index} of ${parentId} is running elsewhere`);
+    }
+
+    const run = new ClaimedRun(sub, this.deps.tasks, workerActor(sub), settings, logger);
+    const firstClaim = sub.status !== 'PROCESSING';
+    try {
+      await run.write('PROCESSING', { attempt: Number(sub.attributes.attempt ?? 0) + 1 });
+    } catch (error) {
+      if (error instanceof LostRunError) return this.runSubTask(parentId, index);
+      throw error;
+    }
+    if (firstClaim) await this.count(parent, { running: 1 });
+
+    const spec = registry.handlerFor(sub);
+    let outcome: { status: 'COMPLETED'; result: unknown } | { status: 'FAILED'; error: unknown };
+    run.startHeartbeat();
+    try {
+      if (!spec) throw new Error(`No sub-task handler for task type ${sub.type}`);
+      outcome = { status: 'COMPLETED', result: (await spec.handler(run.task, run.context(1))) ?? null };
+    } catch (error) {
+      outcome = { status: 'FAILED', error: errorAttribute(error) };
+    } finally {
+      run.stop();
+    }
+    if (run.controller.signal.aborted) return { index, status: 'FAILED' }; // cancelled: the canceller counted it
+    try {
+      await run.write(
+        outcome.status,
+        outcome.status === 'COMPLETED' ? { result: outcome.result } : { error: outcome.error },
+      );
+    } catch (error) {
+      if (error instanceof LostRunError) return { index, status: 'FAILED' };
+      throw error;
+    }
+    const failed = outcome.status === 'FAILED';
+    const after = await this.count(parent, { running: -1, succeeded: failed ? 0 : 1, failed: failed ? 1 : 0 });
+    if (failed && policyOf(after) === 'FAIL_FAST') await this.failFast(after, sub);
+    else if (doneCount(after) >= Number(after.attributes.subTaskCount ?? 0)) await this.settle(parentId, false);
+    return { index, status: outcome.status };
+  }
+
+  /**
+   * Ends the parent from a recount once every sub-task is terminal. With
+   * `executionEnded`, sub-tasks the execution never ran are failed first.
+   */
+  async settle(parentId: string, executionEnded: boolean): Promise<Task | undefined> {
+    const parsed = parseTaskId(parentId)!;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const parent = await this.deps.store.get(parsed);
+      if (!parent || isTerminal(parent.status)) return parent;
+      const counts = await this.recount(parent, executionEnded);
+      if (counts.open > 0) return parent;
+      const policy = policyOf(parent);
+      const failed = counts.failed > 0 && policy !== 'CONTINUE';
+      try {
+        return await this.deps.tasks.updateStatus(workerActor(parent), {
+          id: parent.id,
+          status: failed ? 'FAILED' : 'COMPLETED',
+          expectedVersion: parent.version,
+          attributes: {
+            ...countAttributes(counts),
+            ...(failed ? { error: { code: 'SUB_TASKS_FAILED', message: `${counts.failed} sub-tasks failed` } } : {}),
+          },
+        });
+      } catch (error) {
+        if (!(error instanceof TaskError && error.code === 'CONFLICT')) throw error;
+      }
+    }
+    throw new Error(`could not settle ${parentId}: it keeps changing`);
+  }
+
+  /** Cancels a parent's unfinished sub-tasks (cancelTask, FAIL_FAST) and stops its execution. */
+  async cancelSubTasks(parent: Task, error: Record<string, unknown>): Promise<void> {
+    await this.deps.executions.stop(executionName(parent.id), String(error.code ?? 'CANCELLED'));
+    for await (const sub of this.subTasks(parent)) {
+      if (!isTerminal(sub.status)) await this.cancelSubTask(sub, error);
+    }
+  }
+
+  /** Fails one unfinished sub-task and counts it; a concurrent finish wins and counts instead. */
+  async cancelSubTask(sub: Task, error: Record<string, unknown>): Promise<void> {
+    try {
+      await this.deps.tasks.updateStatus(workerActor(sub), {
+        id: sub.id,
+        status: 'FAILED',
+        expectedVersion: sub.version,
+        attributes: { error, lease: null },
+      });
+    } catch (caught) {
+      if (caught instanceof TaskError && (caught.code === 'CONFLICT' || caught.code === 'INVALID_TRANSITION')) return;
+      throw caught;
+    }
+    const parent = await this.deps.store.get(parseTaskId(sub.parentId!)!);
+    if (parent) await this.count(parent, { running: sub.status === 'PROCESSING' ? -1 : 0, failed: 1 });
+  }
+
+  /** Publishes what is pending now (shutdown). */
+  flush(): void {
+    for (const [id, pending] of this.pendingParentChanges) {
+      clearTimeout(pending.timer);
+      this.pendingParentChanges.delete(id);
+      void this.deps.publisher.publish({ task: pending.task });
+    }
+  }
+
+  private async failFast(parent: Task, failedSub: Task): Promise<void> {
+    const error = { code: 'SUB_TASK_FAILED', message: `sub-task ${failedSub.subTaskIndex} failed` };
+    let current: Task | undefined = parent;
+    for (let attempt = 0; current && !isTerminal(current.status) && attempt < 10; attempt++) {
+      try {
+        await this.deps.tasks.updateStatus(workerActor(current), {
+          id: current.id,
+          status: 'FAILED',
+          expectedVersion: current.version,
+          attributes: { error },
+        });
+        break;
+      } catch (caught) {
+        if (!(caught instanceof TaskError && caught.code === 'CONFLICT')) throw caught;
+        current = await this.deps.store.get(current);
+      }
+    }
+    await this.cancelSubTasks(parent, { code: 'CANCELLED', message: 'FAIL_FAST: another sub-task failed' });
+    await this.settleCounts(parent.id);
+  }
+
+  /** After a fail-fast or a cancel the parent is terminal; make its counters exact from a recount. */
+  async settleCounts(parentId: string): Promise<void> {
+    const parent = await this.deps.store.get(parseTaskId(parentId)!);
+    if (!parent) return;
+    const counts = await this.recount(parent, false);
+    const delta = {
+      running: counts.running - Number(parent.attributes.subTaskRunningCount ?? 0),
+      succeeded: counts.succeeded - Number(parent.attributes.subTaskSucceedCount ?? 0),
+      failed: counts.failed - Number(parent.attributes.subTaskFailedCount ?? 0),
+    };
+    if (delta.running || delta.succeeded || delta.failed) await this.count(parent, delta);
+  }
+
+  private async recount(parent: Task, failUnstarted: boolean) {
+    const counts = { running: 0, succeeded: 0, failed: 0, open: 0, total: 0 };
+    for await (const sub of this.subTasks(parent)) {
+      let status = sub.status;
+      if (failUnstarted && !isTerminal(status)) {
+        await this.deps.tasks
+          .updateStatus(workerActor(sub), {
+            id: sub.id,
+            status: 'FAILED',
+            expectedVersion: sub.version,
+            attributes: { error: { code: 'NOT_RUN', message: 'the execution ended before this sub-task ran' }, lease: null },
+          })
+          .catch(() => {});
+        status = (await this.deps.store.get(sub))?.status ?? status;
+      }
+      counts.total++;
+      if (status === 'COMPLETED') counts.succeeded++;
+      else if (status === 'FAILED') counts.failed++;
+      else {
+        counts.open++;
+        if (status === 'PROCESSING') counts.running++;
+      }
+    }
+    return counts;
+  }
+
+  private async *subTasks(parent: Task): AsyncGenerator<Task> {
+    let after: string | undefined;
+    do {
+      const page = await this.deps.store.listSubTasks(parent.id, PAGE, after);
+      for (const edge of page.edges) yield edge.node;
+      after = page.pageInfo.hasNextPage ? (page.pageInfo.endCursor ?? undefined) : undefined;
+    } while (after);
+  }
+
+  /** Atomic counter change; the parent's event is coalesced with others in the window. */
+  private async count(parent: Task, delta: SubTaskCountDelta): Promise<Task> {
+    const after = await this.deps.store.addSubTaskCounts(parent, delta, new Date().toISOString());
+    const pending = this.pendingParentChanges.get(after.id);
+    if (pending) {
+      if (after.version > pending.task.version) pending.task = after;
+    } else {
+      const timer = setTimeout(() => {
+        const latest = this.pendingParentChanges.get(after.id);
+        this.pendingParentChanges.delete(after.id);
+        if (latest) void this.deps.publisher.publish({ task: latest.task });
+      }, this.deps.coalesceMs);
+      this.pendingParentChanges.set(after.id, { task: after, timer });
+    }
+    return after;
+  }
+}
+
+export const policyOf = (parent: Task): FailurePolicy =>
+  (FAILURE_POLICIES as readonly string[]).includes(String(parent.attributes.failurePolicy))
+    ? (parent.attributes.failurePolicy as FailurePolicy)
+    : 'CONTINUE';
+
+const doneCount = (parent: Task) =>
+  Number(parent.attributes.subTaskSucceedCount ?? 0) + Number(parent.attributes.subTaskFailedCount ?? 0);
+
+function countAttributes(counts: { running: number; succeeded: number; failed: number; total: number }) {
+  return {
+    subTaskCount: counts.total,
+    subTaskRunningCount: counts.running,
+    subTaskSucceedCount: counts.succeeded,
+    subTaskFailedCount: counts.failed,
+  };
+}

@@ -1,0 +1,124 @@
+import { TaskError, notFound } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { parseTaskId, type TaskKey } from '../tasks/keys.js';
+import type { TaskChange, TaskPublisher } from '../tasks/publisher.js';
+import { assertTransition, isTerminal } from '../tasks/status.js';
+import type { Actor, Task } from '../tasks/task.js';
+import type { TaskService } from '../tasks/task-service.js';
+import type { TaskStore } from '../tasks/task-store.js';
+import type { StepFunctionTasks } from './step-function-tasks.js';
+import type { RunOutcome, TaskRunner } from './task-runner.js';
+import { workerActor } from './task-runner.js';
+
+/**
+ * Where queued tasks go: the in-process queue (embedded default), or SNS
+ * `task-execute` notifications that an SQS queue delivers to workers (AWS).
+ */
+export interface ExecutionQueue {
+  enqueue(task: Pick<Task, 'pk' | 'sk' | 'tenantCode' | 'type' | 'kind' | 'id'>, delayMs?: number): Promise<void>;
+  stop?(): Promise<void>;
+}
+
+/**
+ * The execution side of the service: queues each new task, runs what a queue
+ * delivers (standard tasks, or the start of a Step Functions task), cancels,
+ * and recovers work a dead process left behind.
+ */
+export class TaskExecution {
+  private readonly queueing = new Set<Promise<void>>();
+
+  constructor(
+    private readonly deps: {
+      tasks: TaskService;
+      store: TaskStore;
+      queue: ExecutionQueue;
+      runner: TaskRunner;
+      stepFunctions: StepFunctionTasks;
+      logger: Logger;
+    },
+  ) {}
+
+  /** A publisher that queues every newly created top-level task (QUEUED + task-execute). */
+  get onCreated(): TaskPublisher {
+    return {
+      publish: async (change: TaskChange) => {
+        if (!change.created || change.task.parentId) return;
+        // In the background: the mutation answers CREATED; the queued change streams to subscribers.
+        const queueing = this.queueNew(change.task)
+          .catch((error) =>
+            this.deps.logger.error('queueing a new task failed; it is picked up on recovery', { id: change.task.id }, error),
+          )
+          .finally(() => this.queueing.delete(queueing));
+        this.queueing.add(queueing);
+      },
+    };
+  }
+
+  async queueNew(task: Task): Promise<void> {
+    const queued = await this.deps.tasks.updateStatus(workerActor(task), {
+      id: task.id,
+      status: 'QUEUED',
+      expectedVersion: task.version,
+    });
+    await this.deps.queue.enqueue(queued);
+  }
+
+  /** Waits for new tasks being queued (graceful shutdown). */
+  async drain(): Promise<void> {
+    while (this.queueing.size > 0) await Promise.all(this.queueing);
+  }
+
+  /** Runs what a queue delivered; idempotent, so a redelivered message changes nothing twice. */
+  execute(key: TaskKey): Promise<RunOutcome> {
+    const parsed = parseTaskId(`${key.pk}#${key.sk}`);
+    if (!parsed || parsed.parentId) return Promise.resolve({ done: true });
+    return parsed.kind === 'SFN_TASK' ? this.deps.stepFunctions.start(key) : this.deps.runner.run(key);
+  }
+
+  /**
+   * cancelTask: FAILED with `error: { code: 'CANCELLED', by }`, with its
+   * unfinished sub-tasks; a running handler's AbortSignal fires; a running
+   * execution is stopped.
+   */
+  async cancel(actor: Actor, id: string): Promise<Task> {
+    const { tasks, stepFunctions } = this.deps;
+    const current = await tasks.getTask(actor, id);
+    if (!current) throw notFound(`Task ${id} not found`);
+    assertTransition(current.status, 'FAILED');
+    const error = { code: 'CANCELLED', by: actor.userId, message: 'Cancelled' };
+    let cancelled: Task;
+    if (current.parentId) {
+      await stepFunctions.cancelSubTask(current, error);
+      cancelled = (await tasks.getTask(actor, id))!;
+      if (cancelled.status !== 'FAILED') throw new TaskError('CONFLICT', `Task ${id} finished before it could be cancelled`);
+    } else {
+      cancelled = await tasks.updateStatus(actor, { id, status: 'FAILED', attributes: { error, lease: null } });
+      if (cancelled.kind === 'SFN_TASK') {
+        await stepFunctions.cancelSubTasks(cancelled, error);
+        await stepFunctions.settleCounts(cancelled.id);
+      }
+    }
+    this.deps.runner.abort(id);
+    return cancelled;
+  }
+
+  /** Aborts this process's run of a task another replica cancelled (seen on the event bus). */
+  observe(task: Task): void {
+    if (task.status === 'FAILED') this.deps.runner.abort(task.id);
+  }
+
+  /**
+   * Embedded default, at start: queue again what a dead process left CREATED,
+   * QUEUED, ERRORED or PROCESSING (its leases are void: one process per data directory).
+   */
+  async recover(): Promise<number> {
+    let count = 0;
+    for await (const task of this.deps.store.scanByStatus(['CREATED', 'QUEUED', 'ERRORED', 'PROCESSING'])) {
+      if (task.parentId || isTerminal(task.status)) continue;
+      if (task.status === 'CREATED') await this.queueNew(task).catch(() => {});
+      else await this.deps.queue.enqueue(task);
+      count++;
+    }
+    return count;
+  }
+}
