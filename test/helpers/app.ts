@@ -3,7 +3,6 @@ import { startApp, type AppOptions, type RunningApp } from '../../src/app.js';
 import { mintToken } from '../../src/auth/mint-token.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import type { TaskPublisher } from '../../src/tasks/publisher.js';
 
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long';
 
@@ -30,7 +29,7 @@ export interface TestApp extends RunningApp {
  */
 export async function startTestApp(
   env: Record<string, string> = {},
-  options: { publisher?: TaskPublisher } & Pick<AppOptions, 'sns' | 'snsEndpoint'> = {},
+  options: AppOptions = {},
 ): Promise<TestApp> {
   const config = loadConfig({
     JWT_SECRET: TEST_SECRET,
