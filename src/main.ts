@@ -1,16 +1,21 @@
 import { startApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { MissingTableError } from './aws/task-table.js';
+import { loadHandlersModule } from './worker/load-handlers.js';
 
 /** `npm start`: run until SIGTERM or SIGINT, then stop gracefully. */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const app = await startApp(config);
+  const handlers = config.worker.handlersModule ? await loadHandlersModule(config.worker.handlersModule) : {};
+  const app = await startApp(config, handlers);
   const where =
     config.storage.mode === 'embedded'
       ? `embedded DynamoDB (dynalite), data in ${config.storage.dataDir ?? 'memory'}`
       : `DynamoDB table ${config.storage.tableName}${config.storage.endpoint ? ` at ${config.storage.endpoint}` : ''}`;
   const lines = [`Task API on ${app.url} (${where})`];
+  const types = app.worker.types;
+  if (!config.worker.enabled) lines.push('Task execution is off (TASK_EXECUTION=false): tasks stay CREATED for your backends.');
+  else if (types.length > 0) lines.push(`Handlers for task types: ${types.join(', ')}; other types stay QUEUED for your backends.`);
   if (app.devToken) {
     lines.push(
       '',

@@ -69,6 +69,11 @@ export function createWorker(deps: WorkerDependencies) {
     execution,
     stepFunctions,
     runner,
+    /** Task types this process runs (as tasks or as Step Functions sub-tasks). */
+    get types(): string[] {
+      const { tasks: taskTypes, subTasks } = registry.types;
+      return [...new Set([...taskTypes, ...subTasks])];
+    },
     /** Embedded default: pick up what a previous process left unfinished. */
     async start(): Promise<void> {
       if (!local) return;

@@ -113,7 +113,7 @@ export class TaskRunner {
         if (run.controller.signal.aborted) return { done: true };
         run.stop();
         if (isNonRetryable(error) || attempt >= spec.maxAttempts) {
-          await run.write('FAILED', { error: errorAttribute(error, attempt) });
+          await run.write('FAILED', { error: errorAttribute(error, attempt), nextAttemptAt: null });
           return { done: true };
         }
         const delay = backoff(spec.retryDelayMs, attempt);
