@@ -1,5 +1,4 @@
 import type { TaskStatusEvent } from '../src/live/live-tasks.js';
-import { SLOW_CONSUMER_CLOSE_CODE } from '../src/live/close-codes.js';
 import { builder } from './builder.js';
 import { TaskKindEnum, TaskRef, TaskStatusEnum } from './task.js';
 
@@ -42,13 +41,13 @@ builder.subscriptionFields((t) => ({
       filter: t.arg({ type: TaskEventFilter }),
       since: t.arg.string({ description: 'A cursor from a previous event, or an ISO 8601 timestamp' }),
     },
-    subscribe: (_root, args, ctx) =>
+    subscribe: (_root, args, ctx, info) =>
       ctx.live.subscribe(
         ctx.actor,
         { ...args.filter, ids: args.filter?.ids?.map(String), parentId: args.filter?.parentId?.toString() },
         args.since,
-        ctx.closeConnection
-          ? { onSlowConsumer: () => ctx.closeConnection!(SLOW_CONSUMER_CLOSE_CODE, 'Slow consumer') }
+        ctx.socketSink
+          ? { socket: { sink: ctx.socketSink, info, context: ctx } }
           : { ownConnection: { expiresAt: ctx.expiresAt } },
       ),
     resolve: (event: TaskStatusEvent) => event,

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Identity, TokenVerifier } from './auth/verify-token.js';
+import type { SocketSink } from './live/fanout.js';
 import type { LiveTasks } from './live/live-tasks.js';
 import type { TaskExecution } from './worker/task-execution.js';
 import { TaskError } from './errors.js';
@@ -17,12 +18,15 @@ export interface Context {
   execution: TaskExecution;
   /** Set on WebSocket connections: closes the whole connection (e.g. a slow consumer). */
   closeConnection?: (code: number, reason: string) => void;
+  /** Set on WebSocket subscriptions: where the fan-out writes this operation's frames. */
+  socketSink?: SocketSink;
 }
 
 /** What the WebSocket transport hands over, having verified the token at connection_init. */
 export interface SocketContext {
   identity: Identity;
   closeConnection: (code: number, reason: string) => void;
+  socketSink: SocketSink;
 }
 
 export interface ContextDependencies {
@@ -69,6 +73,7 @@ export function createContextFactory(deps: ContextDependencies) {
       live: deps.live,
       execution: deps.execution,
       closeConnection: initial.closeConnection,
+      socketSink: initial.socketSink,
     };
   };
 }

@@ -15,16 +15,20 @@ async function create(token: string, taskType = 'LIVE') {
 const update = (token: string, id: string, status: string, attributes?: Record<string, unknown>) =>
   app.gql(UPDATE_STATUS, { input: { id, status, attributes } }, token);
 
-/** Waits until the server counts `n` active subscriptions (they are registered before their snapshot). */
+/**
+ * Waits until the server counts exactly `n` active subscriptions (they are
+ * registered before their snapshot, and released a moment after a client leaves).
+ */
 async function subscriptionsActive(n: number) {
-  for (let i = 0; i < 200 && app.metrics.subscriptions.get() < n; i++) await new Promise((r) => setTimeout(r, 10));
-  expect(app.metrics.subscriptions.get()).toBeGreaterThanOrEqual(n);
+  for (let i = 0; i < 500 && app.metrics.subscriptions.get() !== n; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(app.metrics.subscriptions.get()).toBe(n);
 }
 
 describe('taskStatusChanged', () => {
   test('a mutation reaches a WebSocket and an SSE subscriber', async () => {
     const token = await app.token('live-both');
-    const before = app.metrics.subscriptions.get();
+    await subscriptionsActive(0); // what earlier tests opened is released
+    const before = 0;
     const ws = subscribeWs(wsClient(app.url, token));
     const sse = subscribeSse(app.url, token);
     await subscriptionsActive(before + 2);
@@ -47,7 +51,8 @@ describe('taskStatusChanged', () => {
 
   test('per-task order holds under a burst of updates', async () => {
     const token = await app.token('live-burst');
-    const before = app.metrics.subscriptions.get();
+    await subscriptionsActive(0); // what earlier tests opened is released
+    const before = 0;
     const ws = subscribeWs(wsClient(app.url, token));
     await subscriptionsActive(before + 1);
     const tasks = await Promise.all([create(token), create(token), create(token)]);
@@ -96,7 +101,8 @@ describe('taskStatusChanged', () => {
   test('since: a reconnecting client gets every change it missed, once', async () => {
     const token = await app.token('live-resume');
     const [a, b] = [await create(token), await create(token)];
-    const before = app.metrics.subscriptions.get();
+    await subscriptionsActive(0); // what earlier tests opened is released
+    const before = 0;
     const first = subscribeWs(wsClient(app.url, token));
     await subscriptionsActive(before + 1);
     await update(token, a.id, 'QUEUED');
@@ -129,7 +135,8 @@ describe('taskStatusChanged', () => {
   test("tenant B hears nothing of tenant A's tasks, even naming them", async () => {
     const [tokenA, tokenB] = await Promise.all([app.token('live-iso-a'), app.token('live-iso-b')]);
     const taskA = await create(tokenA);
-    const before = app.metrics.subscriptions.get();
+    await subscriptionsActive(0); // what earlier tests opened is released
+    const before = 0;
     const all = subscribeWs(wsClient(app.url, tokenB));
     const named = subscribeWs(wsClient(app.url, tokenB), { filter: { ids: [taskA.id] } });
     const forbidden = subscribeWs(wsClient(app.url, tokenB), { filter: { tenantCode: 'live-iso-a' } });
@@ -155,5 +162,40 @@ describe('taskStatusChanged', () => {
     expect(first.task.id).toBe(own.id);
     expect(viaSse.task.id).toBe(own.id);
     expect([...all.events, ...sse.events].every((e) => e.task.tenantCode === 'live-iso-b')).toBe(true);
+    all.stop();
+    sse.stop();
+  });
+});
+
+describe('the WebSocket fast path', () => {
+  const RICH = `subscription($filter: TaskEventFilter, $withInput: Boolean!) {
+    changed: taskStatusChanged(filter: $filter) {
+      __typename action previousStatus replayed cursor
+      task { ...TaskParts input @include(if: $withInput) }
+    }
+  }
+  fragment TaskParts on Task { __typename id code kind type name tenantCode status version attributes parentId createdAt updatedAt createdBy updatedBy }`;
+
+  test('delivers exactly what the plain execution path (SSE) delivers, for the same events', async () => {
+    const token = await app.token('live-same');
+    await subscriptionsActive(0);
+    const variants = [true, false].map((withInput) => ({
+      ws: subscribeWs(wsClient(app.url, token), { withInput }, RICH),
+      sse: subscribeSse(app.url, token, { withInput }, RICH),
+    }));
+    await subscriptionsActive(4);
+    const task = await create(token);
+    await update(token, task.id, 'PROCESSING', { progress: { current: 1, total: 2 } });
+    await update(token, task.id, 'COMPLETED', { result: { ok: true } });
+    for (const { ws, sse } of variants) {
+      // The query aliases the field, so the collectors hold whole `data` objects.
+      const [viaWs, viaSse] = await Promise.all([ws.waitFor(3), sse.waitFor(3)]);
+      expect(viaWs).toHaveLength(3);
+      expect(viaWs.map((data) => data.changed.task.version)).toEqual([1, 2, 3]);
+      expect('input' in viaWs[0].changed.task).toBe(viaWs === variants[0]!.ws.events);
+      expect(viaWs).toEqual(viaSse);
+      ws.stop();
+      sse.stop();
+    }
   });
 });

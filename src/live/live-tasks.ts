@@ -1,27 +1,22 @@
+import type { GraphQLError, GraphQLResolveInfo } from 'graphql';
 import { TaskError, quotaExceeded } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { createMaskError } from '../server/mask-error.js';
 import { parseTaskId } from '../tasks/keys.js';
-import { isTerminal, type TaskStatus } from '../tasks/status.js';
-import type { Actor, Task, TaskKind } from '../tasks/task.js';
+import type { Actor, Task } from '../tasks/task.js';
 import { TASK_KINDS } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
 import { resolveTenant } from '../tasks/tenancy.js';
 import { EventQueue, SlowConsumerError } from './event-queue.js';
-import { Lru } from '../lru.js';
+import { FanOut, FastSubscription, type SocketSink } from './fanout.js';
 import type { Metrics } from './metrics.js';
-import { parseSince, ResumeTracker, type ResumePosition } from './resume-cursor.js';
+import { parseSince, type ResumePosition } from './resume-cursor.js';
+import { sharedOperation } from './shared-operation.js';
+import { SubscriptionState, type TaskEventFilter } from './subscription-state.js';
 import type { TaskEvent } from './task-event.js';
 import type { TaskEventBus } from './task-event-bus.js';
 
-export interface TaskEventFilter {
-  ids?: readonly string[] | null;
-  parentId?: string | null;
-  kind?: TaskKind | null;
-  taskType?: string | null;
-  statuses?: readonly TaskStatus[] | null;
-  includeSubTasks?: boolean | null;
-  tenantCode?: string | null;
-}
+export type { TaskEventFilter } from './subscription-state.js';
 
 export interface TaskStatusEvent extends TaskEvent {
   cursor: string;
@@ -43,6 +38,8 @@ export interface SubscribeOptions {
    * WebSocket connections do both per socket instead.
    */
   ownConnection?: { expiresAt: number };
+  /** WebSocket: the fan-out writes frames straight to this socket; the selection is executed once per event and selection. */
+  socket?: { sink: SocketSink; info: GraphQLResolveInfo; context: unknown };
 }
 
 const PAGE = 100;
@@ -51,12 +48,18 @@ const MAX_IDS = 100;
 /**
  * taskStatusChanged: the current state of named tasks first (snapshot), or of
  * every task changed since a resume position, then live changes. Live events
- * are queued from before the first read, and per task only versions newer than
+ * are taken from before the first read, and per task only versions newer than
  * the last delivered one go out, so nothing falls in the gap between the table
  * read and the live stream and nothing arrives twice.
+ *
+ * Two paths share that logic (SubscriptionState): WebSocket subscriptions go
+ * through the fan-out; others (SSE) through a per-subscription queue that
+ * graphql-js executes.
  */
 export class LiveTasks {
   private readonly connectionsByTenant = new Map<string, number>();
+  private readonly fanOut: FanOut;
+  private readonly maskError: (error: GraphQLError) => GraphQLError;
 
   constructor(
     private readonly deps: {
@@ -65,8 +68,24 @@ export class LiveTasks {
       metrics: Metrics;
       logger: Logger;
       limits: LiveLimits;
+      /** Masks errors of fan-out executions as yoga masks its own (the default uses the same function). */
+      maskError?: (error: GraphQLError) => GraphQLError;
+      /** Fan-out tuning. */
+      sliceSize?: number;
+      highWaterBytes?: number;
     },
-  ) {}
+  ) {
+    this.fanOut = new FanOut({
+      metrics: deps.metrics,
+      logger: deps.logger,
+      sliceSize: deps.sliceSize ?? 512,
+      highWaterBytes: deps.highWaterBytes ?? 1 << 20,
+      maxHeld: deps.limits.maxQueuedEvents,
+    });
+    const mask = createMaskError(deps.logger);
+    this.maskError = deps.maskError ?? ((error) => mask(error, 'Unexpected error.', false) as GraphQLError);
+    deps.bus.observeAll((event) => this.fanOut.dispatch(event));
+  }
 
   get limits(): LiveLimits {
     return this.deps.limits;
@@ -93,7 +112,12 @@ export class LiveTasks {
     };
   }
 
-  subscribe(actor: Actor, filter: TaskEventFilter = {}, since?: string | null, options: SubscribeOptions = {}) {
+  subscribe(
+    actor: Actor,
+    filter: TaskEventFilter = {},
+    since?: string | null,
+    options: SubscribeOptions = {},
+  ): AsyncIterableIterator<TaskStatusEvent> {
     const tenantCode = resolveTenant(actor, filter.tenantCode);
     if (filter.ids && (filter.ids.length === 0 || filter.ids.length > MAX_IDS)) {
       throw new TaskError('BAD_USER_INPUT', `ids names 1-${MAX_IDS} tasks`, { field: 'ids' });
@@ -101,7 +125,80 @@ export class LiveTasks {
     for (const id of [...(filter.ids ?? []), ...(filter.parentId ? [filter.parentId] : [])]) {
       if (!parseTaskId(id)) throw new TaskError('BAD_USER_INPUT', `${JSON.stringify(id)} is not a task id`, { field: 'ids' });
     }
-    const position = since ? parseSince(since) : undefined;
+    const state = new SubscriptionState(filter, since ? parseSince(since) : undefined);
+    return options.socket
+      ? this.fast(actor, tenantCode, state, options.socket)
+      : this.queued(actor, tenantCode, state, options);
+  }
+
+  /** The WebSocket path: registered with the fan-out, which writes frames; the iterator only marks the end. */
+  private fast(
+    actor: Actor,
+    tenantCode: string,
+    state: SubscriptionState,
+    socket: NonNullable<SubscribeOptions['socket']>,
+  ): AsyncIterableIterator<TaskStatusEvent> {
+    const { metrics, logger } = this.deps;
+    const operation = sharedOperation(socket.info, socket.context, tenantCode, this.maskError);
+    const subscription = new FastSubscription(tenantCode, state, socket.sink, operation);
+    this.fanOut.add(subscription);
+    metrics.subscriptions.inc();
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      subscription.closed = true;
+      this.fanOut.remove(subscription);
+      metrics.subscriptions.dec();
+    };
+    void subscription.finished.then(release);
+
+    const start = async () => {
+      for await (const task of this.initialStates(actor, tenantCode, state.filter, state.position)) {
+        if (subscription.closed) return;
+        if (state.wantsInitial(task)) {
+          await this.fanOut.deliverOne(subscription, { action: task.parentId ? 'sub-task-status' : 'task-status', task, replayed: true });
+        }
+      }
+      state.initialStatesDone();
+      if (state.finished) return subscription.end();
+      // Live events that came during the reads, then the fan-out takes over.
+      while (subscription.buffer && subscription.buffer.length > 0) {
+        const event = subscription.buffer.shift()!;
+        if (!subscription.closed) await this.fanOut.deliverOne(subscription, event);
+      }
+      subscription.buffer = undefined;
+    };
+    start().catch((error) => {
+      logger.error('reading the initial states of a subscription failed', error);
+      socket.sink.socket.close(1011, 'Internal error');
+      subscription.end();
+    });
+
+    const done: IteratorResult<TaskStatusEvent> = { done: true, value: undefined };
+    return {
+      next: () => subscription.finished.then(() => done),
+      return: async () => {
+        subscription.end();
+        return done;
+      },
+      throw: async () => {
+        subscription.end();
+        return done;
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  /** Other transports (SSE): a bounded per-subscription queue, executed by graphql-js per event. */
+  private queued(
+    actor: Actor,
+    tenantCode: string,
+    state: SubscriptionState,
+    options: SubscribeOptions,
+  ): AsyncIterableIterator<TaskStatusEvent> {
     const { metrics, limits } = this.deps;
     const queue = new EventQueue<TaskEvent>(limits.maxQueuedEvents, (event) => event.task.id, {
       onCoalesced: (dropped) => metrics.eventsCoalesced.inc({}, dropped),
@@ -110,7 +207,7 @@ export class LiveTasks {
         options.onSlowConsumer?.();
       },
     });
-    const events = this.stream(actor, tenantCode, filter, position, options, queue);
+    const events = this.stream(actor, tenantCode, state, options, queue);
     // An async generator parked in `await queue.next()` would run its cleanup only
     // at the next event; ending the queue first lets a leaving client go at once.
     return {
@@ -126,63 +223,46 @@ export class LiveTasks {
       [Symbol.asyncIterator]() {
         return this;
       },
-    } satisfies AsyncIterableIterator<TaskStatusEvent>;
+    };
   }
 
   private async *stream(
     actor: Actor,
     tenantCode: string,
-    filter: TaskEventFilter,
-    position: ResumePosition | undefined,
+    state: SubscriptionState,
     options: SubscribeOptions,
     queue: EventQueue<TaskEvent>,
   ): AsyncGenerator<TaskStatusEvent> {
     const { bus, metrics } = this.deps;
-    const inScope = scopeOf(filter);
-    const statuses = filter.statuses?.length ? new Set(filter.statuses) : undefined;
-    const delivered = new Lru<string, number>(10_000);
-    for (const [id, version] of position?.delivered ?? []) delivered.set(id, version);
-    const resume = new ResumeTracker();
-    // Named tasks not yet terminal; the subscription completes when none is left.
-    const open = filter.ids ? new Set(filter.ids) : undefined;
-
     const release = options.ownConnection ? this.acquireConnection(tenantCode) : undefined;
-    const expiry = options.ownConnection && setTimeout(
-      () => queue.fail(new TaskError('UNAUTHENTICATED', 'The token has expired')),
-      Math.max(0, options.ownConnection.expiresAt * 1000 - Date.now()),
-    );
+    const expiry =
+      options.ownConnection &&
+      setTimeout(
+        () => queue.fail(new TaskError('UNAUTHENTICATED', 'The token has expired')),
+        Math.max(0, options.ownConnection.expiresAt * 1000 - Date.now()),
+      );
     const unsubscribe = bus.subscribe(tenantCode, (event) => {
-      if (inScope(event.task)) queue.push(event);
+      if (state.inScope(event.task)) queue.push(event);
     });
     metrics.subscriptions.inc();
 
     /** The event to send, or undefined when it is stale or filtered out. */
     const accept = (event: TaskEvent): TaskStatusEvent | undefined => {
-      const { task } = event;
-      const last = delivered.get(task.id);
-      if (last !== undefined && task.version <= last) {
-        metrics.eventsDropped.inc({ reason: 'stale' });
-        return undefined;
-      }
-      delivered.set(task.id, task.version);
-      if (open && isTerminal(task.status)) open.delete(task.id);
-      if (statuses && !statuses.has(task.status)) return undefined;
+      const skip = state.accept(event);
+      if (skip === 'stale') metrics.eventsDropped.inc({ reason: 'stale' });
+      if (skip) return undefined;
       metrics.eventsDelivered.inc();
-      return { ...event, cursor: resume.delivered(task.id, task.version, task.updatedAt) };
+      return { ...event, cursor: state.cursor() };
     };
 
     try {
-      for await (const task of this.initialStates(actor, tenantCode, filter, position)) {
-        if (!inScope(task)) continue;
-        if (position && task.updatedAt < position.from) continue;
+      for await (const task of this.initialStates(actor, tenantCode, state.filter, state.position)) {
+        if (!state.wantsInitial(task)) continue;
         const event = accept({ action: task.parentId ? 'sub-task-status' : 'task-status', task, replayed: true });
         if (event) yield event;
       }
-      if (open) {
-        // Absent (or foreign) ids have nothing to wait for.
-        for (const id of [...open]) if (!delivered.get(id)) open.delete(id);
-        if (open.size === 0) return;
-      }
+      state.initialStatesDone();
+      if (state.finished) return;
       while (true) {
         let next: IteratorResult<TaskEvent>;
         try {
@@ -193,7 +273,7 @@ export class LiveTasks {
         if (next.done) return;
         const event = accept(next.value);
         if (event) yield event;
-        if (open && open.size === 0) return;
+        if (state.finished) return;
       }
     } finally {
       unsubscribe();
@@ -247,18 +327,4 @@ export class LiveTasks {
       } while (after);
     }
   }
-}
-
-/** Which tasks a filter is about, statuses aside (a status filter must not hide a task's completion). */
-function scopeOf(filter: TaskEventFilter): (task: Task) => boolean {
-  const ids = filter.ids ? new Set(filter.ids) : undefined;
-  return (task) => {
-    if (ids && !ids.has(task.id)) return false;
-    if (filter.parentId && task.id !== filter.parentId && task.parentId !== filter.parentId) return false;
-    // Sub-tasks come only when asked for: by id, by parent, or with includeSubTasks.
-    if (!ids && !filter.parentId && task.parentId && !filter.includeSubTasks) return false;
-    if (filter.kind && task.kind !== filter.kind) return false;
-    if (filter.taskType && task.type !== filter.taskType) return false;
-    return true;
-  };
 }

@@ -15,20 +15,34 @@ const WINDOW_MS = 2_000;
 const MAX_REMEMBERED = 32;
 
 export class ResumeTracker {
-  /** Delivered changes inside the window, oldest first. */
+  /** Delivered changes, newest last; pruned to the window when a cursor is made. */
   private recent: { id: string; version: number; at: string }[] = [];
 
-
-  /** Records a delivered change and returns the cursor to resume after it. */
-  delivered(id: string, version: number, updatedAt: string): string {
-    this.recent = this.recent.filter((entry) => entry.id !== id);
+  /** Records a delivered change: cheap, as it runs for every subscriber of every event. */
+  record(id: string, version: number, updatedAt: string): void {
     this.recent.push({ id, version, at: updatedAt });
-    this.recent.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-    const newest = this.recent.at(-1)!.at;
-    const horizon = new Date(Date.parse(newest) - WINDOW_MS).toISOString();
-    this.recent = this.recent.filter((entry) => entry.at >= horizon).slice(-MAX_REMEMBERED);
-    const body = { f: this.recent[0]!.at, s: this.recent.map((entry) => [entry.id, entry.version]) };
+    if (this.recent.length > 4 * MAX_REMEMBERED) this.prune();
+  }
+
+  /** The cursor to resume after everything recorded so far. */
+  cursor(): string {
+    this.prune();
+    const body = { f: this.recent[0]?.at ?? new Date(0).toISOString(), s: this.recent.map((entry) => [entry.id, entry.version]) };
     return Buffer.from(JSON.stringify(body)).toString('base64url');
+  }
+
+  /** Keeps the latest entry per task inside the window behind the newest change, at most MAX_REMEMBERED. */
+  private prune(): void {
+    const latest = new Map<string, { id: string; version: number; at: string }>();
+    for (const entry of this.recent) {
+      const known = latest.get(entry.id);
+      if (!known || entry.version > known.version) latest.set(entry.id, entry);
+    }
+    const entries = [...latest.values()].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    const newest = entries.at(-1);
+    if (!newest) return;
+    const horizon = new Date(Date.parse(newest.at) - WINDOW_MS).toISOString();
+    this.recent = entries.filter((entry) => entry.at >= horizon).slice(-MAX_REMEMBERED);
   }
 }
 

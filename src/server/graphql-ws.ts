@@ -78,7 +78,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
         armExpiry();
         return true;
       },
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const state = states.get(ctx);
         if (!state?.identity) return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
         // graphql-ws has already registered this subscription in ctx.subscriptions.
@@ -93,6 +93,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
         const socketContext: SocketContext = {
           identity: state.identity,
           closeConnection: (code, reason) => ctx.extra.socket.close(code, reason),
+          socketSink: { socket: ctx.extra.socket, id },
         };
         const enveloped = yoga.getEnveloped({ req: ctx.extra.request, socket: ctx.extra.socket, params: payload, ...socketContext });
         let document;

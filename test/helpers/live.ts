@@ -84,7 +84,7 @@ export function subscribeWs(client: Client, variables: Record<string, unknown> =
     {
       next: (result) => {
         if (result.errors) out.errors.push(...result.errors);
-        if (result.data) out.push((result.data as any).taskStatusChanged);
+        if (result.data) out.push((result.data as any).taskStatusChanged ?? result.data);
       },
       error: (error) => out.end(error),
       complete: () => out.end(),
@@ -131,7 +131,7 @@ export function subscribeSse(httpUrl: string, token: string, variables: Record<s
         if (!data) continue;
         const result = JSON.parse(data);
         if (result.errors) out.errors.push(...result.errors);
-        if (result.data) out.push(result.data.taskStatusChanged);
+        if (result.data) out.push(result.data.taskStatusChanged ?? result.data);
       }
     }
     out.end();

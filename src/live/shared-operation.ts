@@ -1,0 +1,55 @@
+import {
+  execute,
+  GraphQLError,
+  Kind,
+  print,
+  visit,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLResolveInfo,
+} from 'graphql';
+import type { TaskStatusEvent } from './live-tasks.js';
+
+/**
+ * A subscription's selection, runnable once per event and shareable by every
+ * subscriber whose selection (and the variables it reads) is the same: the
+ * fan-out executes it once per distinct key, not once per subscriber.
+ */
+export interface SharedOperation {
+  key: string;
+  /** Executes the selection with the event as root; errors already masked. */
+  execute(event: TaskStatusEvent): Promise<ExecutionResult>;
+}
+
+export function sharedOperation(
+  info: GraphQLResolveInfo,
+  contextValue: unknown,
+  tenantCode: string,
+  mask: (error: GraphQLError) => GraphQLError,
+): SharedOperation {
+  const document: DocumentNode = { kind: Kind.DOCUMENT, definitions: [info.operation, ...Object.values(info.fragments)] };
+  // The root field's arguments (the filter) do not shape the result: only its
+  // response key, its selection, the fragments and the variables they read do.
+  const selections = info.fieldNodes.map((field) => [field.alias?.value ?? field.name.value, print(field.selectionSet!)]);
+  const fragments = Object.values(info.fragments).map((fragment) => print(fragment));
+  const used = new Set<string>();
+  for (const node of [...info.fieldNodes.map((field) => field.selectionSet!), ...Object.values(info.fragments)]) {
+    visit(node, { Variable: (variable) => void used.add(variable.name.value) });
+  }
+  const variables = [...used].sort().map((name) => [name, info.variableValues[name]]);
+  const key = JSON.stringify([tenantCode, selections, fragments, variables]);
+  return {
+    key,
+    async execute(event) {
+      const result = await execute({
+        schema: info.schema,
+        document,
+        rootValue: event,
+        contextValue,
+        variableValues: info.variableValues,
+        operationName: info.operation.name?.value,
+      });
+      return result.errors ? { ...result, errors: result.errors.map(mask) } : result;
+    },
+  };
+}
