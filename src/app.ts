@@ -1,43 +1,26 @@
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { schema } from '../resolvers/index.js';
 import { mintToken } from './auth/mint-token.js';
 import { createTokenVerifier } from './auth/verify-token.js';
-import { createDynamoClients } from './aws/dynamo-client.js';
-import { DynamoTaskStore } from './aws/dynamo-task-store.js';
+import type { DynamoTaskStore } from './aws/dynamo-task-store.js';
 import { subscribeSelf } from './aws/sns-self-subscription.js';
-import { SnsTopic } from './aws/sns-topic.js';
-import { checkTaskTable, createTaskTable } from './aws/task-table.js';
-import type { Config } from './config.js';
+import { startSqsWorker } from './aws/sqs-worker.js';
+import { ConfigError, type Config } from './config.js';
 import { createContextFactory } from './context.js';
 import { loadDevSecret } from './embedded/dev-secret.js';
-import { startDynalite, type EmbeddedDynamo } from './embedded/dynalite.js';
 import { LiveTasks } from './live/live-tasks.js';
-import { createMetrics, type Metrics } from './live/metrics.js';
-import { Notifier } from './live/notifier.js';
+import type { Metrics } from './live/metrics.js';
 import { createSnsEndpoint, type SnsEndpointOptions } from './live/sns-endpoint.js';
-import { TaskEventBus } from './live/task-event-bus.js';
-import { createLogger, type Logger } from './logger.js';
+import type { TaskEventBus } from './live/task-event-bus.js';
 import { createServer, json } from './server/server.js';
-import { TaskService } from './tasks/task-service.js';
-import { PublisherChain } from './tasks/publisher.js';
-import { AwsExecutions } from './aws/sfn-executions.js';
-import { SnsExecutionQueue } from './aws/sns-execution-queue.js';
-import { createWorker, type Worker } from './worker/create-worker.js';
-import { exampleHandlers, exampleSubTaskHandlers } from './worker/example-handlers.js';
-import { HandlerRegistry, type HandlerMap } from './worker/handlers.js';
+import { createServices, type ServiceOptions } from './services.js';
+import type { TaskService } from './tasks/task-service.js';
+import type { Worker } from './worker/create-worker.js';
 
-export interface AppOptions {
-  logger?: Logger;
-  /** Task handlers by task type (merged over the examples when those are on). */
-  handlers?: HandlerMap;
-  /** Sub-task handlers for Step Functions tasks, by task type. */
-  subTaskHandlers?: HandlerMap;
-  /** A Step Functions client to use instead of a new one (tests wrap it with aws-sdk-client-mock). */
-  sfn?: SFNClient;
-  /** An SNS client to use instead of a new one (tests wrap it with aws-sdk-client-mock). */
-  sns?: SNSClient;
+export interface AppOptions extends ServiceOptions {
+  /** An SQS client for TASK_QUEUE_URL to use instead of a new one (tests wrap it with aws-sdk-client-mock). */
+  sqs?: SQSClient;
   /** Test seams of the SNS endpoint: a stand-in SNS host to trust, its fetch. */
   snsEndpoint?: Pick<SnsEndpointOptions, 'isTrustedSnsUrl' | 'fetch'>;
 }
@@ -56,31 +39,22 @@ export interface RunningApp {
   stop(): Promise<void>;
 }
 
-/** Composition root: config → DynamoDB and SNS → services → server. */
+/** Composition root: config → services (storage, SNS, task service, worker; services.ts) → server. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<RunningApp> {
-  const logger = options.logger ?? createLogger(config.logLevel);
-  const { storage } = config;
+  const { storage, sns: snsConfig, worker: workerConfig } = config;
+  if (workerConfig.queueUrl && !snsConfig.topicArn) {
+    // Without the topic the worker would run single-process (taking over live leases of other consumers).
+    throw new ConfigError('TASK_QUEUE_URL is the queue subscribed to SNS_TOPIC_ARN: set both');
+  }
   const cleanup: (() => unknown)[] = [];
   const runCleanup = async () => {
-    for (const step of cleanup.reverse()) await step();
+    for (const step of cleanup.splice(0).reverse()) await step();
   };
 
   try {
-    let endpoint = storage.mode === 'dynamodb' ? storage.endpoint : undefined;
-    let embedded: EmbeddedDynamo | undefined;
-    if (storage.mode === 'embedded') {
-      embedded = await startDynalite(storage.dataDir);
-      cleanup.push(() => embedded!.close());
-      endpoint = embedded.endpoint;
-    }
-    const dynamo = createDynamoClients({
-      endpoint,
-      region: storage.mode === 'dynamodb' ? storage.region : undefined,
-      local: embedded !== undefined,
-    });
-    cleanup.push(() => dynamo.client.destroy());
-    if (embedded) await createTaskTable(dynamo.client, storage.tableName);
-    else await checkTaskTable(dynamo.client, storage.tableName);
+    const services = await createServices(config, options);
+    cleanup.push(() => services.stop());
+    const { logger, dynamo, metrics, store, bus, tasks, worker, snsClient, endpoint } = services;
 
     const devSecret =
       storage.mode === 'embedded' && !config.auth.secret && !config.auth.jwksUrl
@@ -91,51 +65,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       ? await mintToken({ secret: devSecret, tenantCode: 'demo', userId: 'dev', expiresIn: '30d', claims: config.auth.claims })
       : undefined;
 
-    const metrics = createMetrics();
-    const store = new DynamoTaskStore(dynamo.doc, storage.tableName);
-    const bus = new TaskEventBus({ logger, metrics, readTask: (notification) => store.get(notification) });
-
-    const { sns: snsConfig } = config;
-    const snsClient =
-      snsConfig.topicArn || snsConfig.alarmTopicArn ? (options.sns ?? new SNSClient({ region: snsConfig.region })) : undefined;
-    if (snsClient && !options.sns) cleanup.push(() => snsClient.destroy());
-    const topicOf = (topicArn?: string) =>
-      snsClient && topicArn
-        ? new SnsTopic({ client: snsClient, topicArn, logger, onFailure: () => metrics.publishFailures.inc() })
-        : undefined;
-    const notifierTopic = topicOf(snsConfig.topicArn);
-    const notifier = new Notifier({
-      table: storage.tableName,
-      bus,
-      topic: notifierTopic,
-      alarmTopic: topicOf(snsConfig.alarmTopicArn),
-      logger,
-    });
-    cleanup.push(() => notifier.flush());
-
-    const publishers = new PublisherChain([notifier]);
-    const tasks = new TaskService({ store, publisher: publishers, logger, retentionDays: config.retentionDays });
     const live = new LiveTasks({ bus, tasks, metrics, logger, limits: config.live });
-
-    const { worker: workerConfig } = config;
-    const sfnClient = workerConfig.stateMachineArn ? (options.sfn ?? new SFNClient({ region: snsConfig.region })) : undefined;
-    if (sfnClient && !options.sfn) cleanup.push(() => sfnClient.destroy());
-    const worker = createWorker({
-      config: workerConfig,
-      tasks,
-      store,
-      bus,
-      publisher: notifier,
-      registry: new HandlerRegistry(
-        { ...(workerConfig.exampleHandlers ? exampleHandlers : {}), ...options.handlers },
-        { ...(workerConfig.exampleHandlers ? exampleSubTaskHandlers : {}), ...options.subTaskHandlers },
-      ),
-      logger,
-      queue: notifierTopic ? new SnsExecutionQueue(notifierTopic) : undefined,
-      executions: sfnClient ? new AwsExecutions(sfnClient, workerConfig.stateMachineArn!, logger) : undefined,
-    });
-    if (workerConfig.enabled) publishers.add(worker.execution.onCreated);
-    cleanup.push(() => worker.stop());
 
     const routes: Record<string, Parameters<typeof createServer>[0]['routes'][string]> = {
       '/healthz': (_req, res) => json(res, 200, { status: 'ok' }),
@@ -182,6 +112,22 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     cleanup.push(() => running.stop());
     if (workerConfig.enabled) await worker.start();
 
+    if (workerConfig.enabled && workerConfig.queueUrl) {
+      const sqsClient = options.sqs ?? new SQSClient({ region: snsConfig.region ?? regionOfQueueUrl(workerConfig.queueUrl) });
+      if (!options.sqs) cleanup.push(() => sqsClient.destroy());
+      const sqsWorker = startSqsWorker({
+        client: sqsClient,
+        queueUrl: workerConfig.queueUrl,
+        execution: worker.execution,
+        logger,
+        concurrency: workerConfig.concurrency,
+        // A message a dead worker held comes back after about one lease; the lease decides the takeover.
+        visibilityTimeoutSeconds: Math.ceil(workerConfig.leaseMs / 1000),
+      });
+      // Stopped before the server: messages being handled finish while subscribers still listen.
+      cleanup.push(() => sqsWorker.stop());
+    }
+
     if (snsClient && snsConfig.topicArn && snsConfig.publicUrl) {
       const unsubscribe = await subscribeSelf(snsClient, snsConfig.topicArn, snsConfig.publicUrl);
       cleanup.push(() =>
@@ -204,4 +150,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     await runCleanup();
     throw error;
   }
+}
+
+/** `https://sqs.<region>.amazonaws.com/<account>/<name>` → region. */
+function regionOfQueueUrl(url: string): string | undefined {
+  return /^https?:\/\/sqs[.-]([a-z0-9-]+)\.amazonaws\.com/.exec(url)?.[1];
 }

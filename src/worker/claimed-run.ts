@@ -37,6 +37,8 @@ export class ClaimedRun {
   private lastWriteAt = Date.now();
   private pendingProgress?: { value: unknown };
   private progressTimer?: NodeJS.Timeout;
+  /** Resolves the promise of the progress call whose write is pending (released by stop()). */
+  private releaseProgress?: () => void;
   private heartbeat?: NodeJS.Timeout;
 
   constructor(
@@ -106,6 +108,8 @@ export class ClaimedRun {
     clearInterval(this.heartbeat);
     clearTimeout(this.progressTimer);
     this.pendingProgress = undefined;
+    this.releaseProgress?.();
+    this.releaseProgress = undefined;
   }
 
   private progress(value: unknown): Promise<void> {
@@ -114,8 +118,10 @@ export class ClaimedRun {
     if (this.progressTimer) return Promise.resolve();
     const wait = Math.max(0, this.lastWriteAt + this.settings.progressIntervalMs - Date.now());
     return new Promise((resolve) => {
+      this.releaseProgress = resolve;
       this.progressTimer = setTimeout(() => {
         this.progressTimer = undefined;
+        this.releaseProgress = undefined;
         const pending = this.pendingProgress;
         this.pendingProgress = undefined;
         if (!pending) return resolve();
