@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { conflict } from '../errors.js';
 import { SEPARATOR, kindOfPk, parseTaskId, taskId, type TaskKey } from '../tasks/keys.js';
-import type { IdempotencyRecord, Page, SubTaskCountDelta, TaskListQuery, TaskStore } from '../tasks/task-store.js';
+import type { IdempotencyRecord, Page, SubTaskCountDelta, TaskListQuery, TaskStore, UpdateCondition } from '../tasks/task-store.js';
 import type { Task, TaskAttributes } from '../tasks/task.js';
 import type { TaskStatus } from '../tasks/status.js';
 import { LIST_PARTITION_ATTRIBUTES, SUB_TASK_INDEX, listIndex, type IndexSpec, type ListFacet } from './task-table-schema.js';
@@ -103,46 +103,89 @@ export class DynamoTaskStore implements TaskStore {
     }
   }
 
-  async update(task: Task, expectedVersion: number): Promise<void> {
-    // SET only what a status change touches, so attributes this service does not
-    // know (written by the original package) survive.
-    const changes: Record<string, unknown> = {
+  async update(task: Task, attributes: TaskAttributes, condition: UpdateCondition): Promise<Task> {
+    try {
+      return await this.sendUpdate(task, attributes, condition, false);
+    } catch (error) {
+      // An item without an `attributes` map (written elsewhere) cannot take nested paths: write it whole.
+      if ((error as Error).name === 'ValidationException' && /document path/i.test((error as Error).message)) {
+        return this.sendUpdate(task, attributes, condition, true);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * SETs only what a status change touches (attributes key by key, a null
+   * removing one), so attributes this service does not know survive, and so do
+   * concurrent counter ADDs when the write is pinned to the status.
+   */
+  private async sendUpdate(task: Task, attributes: TaskAttributes, condition: UpdateCondition, wholeAttributes: boolean): Promise<Task> {
+    const names: Record<string, string> = { '#version': 'version' };
+    const values: Record<string, unknown> = {};
+    const set: string[] = [];
+    const remove: string[] = [];
+    const fields: Record<string, unknown> = {
       status: task.status,
-      attributes: task.attributes,
-      version: task.version,
       updatedAt: task.updatedAt,
       updatedBy: task.updatedBy,
       updatedIp: task.updatedIp,
       requestId: task.requestId,
       expiresAt: task.expiresAt,
       ...listKeys(task),
+      ...(wholeAttributes ? { attributes: task.attributes } : {}),
     };
-    const set = Object.entries(changes).filter(([, value]) => value !== undefined);
-    const names: Record<string, string> = { '#version': 'version' };
-    const values: Record<string, unknown> = { ':expected': expectedVersion };
-    const assignments = set.map(([name, value], i) => {
-      names[`#a${i}`] = name;
-      values[`:a${i}`] = value;
-      return `#a${i} = :a${i}`;
+    Object.entries(fields).forEach(([name, value], i) => {
+      if (value === undefined) return;
+      names[`#f${i}`] = name;
+      values[`:f${i}`] = value;
+      set.push(`#f${i} = :f${i}`);
     });
-    const versionCondition =
-      expectedVersion === 0 ? '(attribute_not_exists(#version) OR #version = :expected)' : '#version = :expected';
+    if (!wholeAttributes && Object.keys(attributes).length > 0) {
+      names['#attributes'] = 'attributes';
+      Object.entries(attributes).forEach(([name, value], i) => {
+        names[`#k${i}`] = name;
+        if (value === null) return void remove.push(`#attributes.#k${i}`);
+        values[`:k${i}`] = value;
+        set.push(`#attributes.#k${i} = :k${i}`);
+      });
+    }
+    let conditionText: string;
+    if ('version' in condition) {
+      values[':expected'] = condition.version;
+      values[':next'] = condition.version + 1;
+      set.push('#version = :next');
+      conditionText =
+        condition.version === 0 ? '(attribute_not_exists(#version) OR #version = :expected)' : '#version = :expected';
+    } else {
+      names['#status'] = 'status';
+      values[':from'] = condition.status;
+      values[':one'] = 1;
+      conditionText = '#status = :from';
+    }
+    const expression = [
+      `SET ${set.join(', ')}`,
+      remove.length ? `REMOVE ${remove.join(', ')}` : '',
+      'version' in condition ? '' : 'ADD #version :one',
+    ].filter(Boolean).join(' ');
     try {
-      await this.db.send(
+      const { Attributes } = await this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: task.pk, sk: task.sk },
-          UpdateExpression: `SET ${assignments.join(', ')}`,
-          ConditionExpression: `attribute_exists(pk) AND ${versionCondition}`,
+          UpdateExpression: expression,
+          ConditionExpression: `attribute_exists(pk) AND ${conditionText}`,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
         }),
       );
+      return fromItem(Attributes!);
     } catch (error) {
       if (isConditionFailure(error)) {
-        throw conflict(`Task ${task.id} changed since version ${expectedVersion} was read`, {
-          expectedVersion,
-        });
+        throw 'version' in condition
+          ? conflict(`Task ${task.id} changed since version ${condition.version} was read`, { expectedVersion: condition.version })
+          : conflict(`Task ${task.id} is no longer ${condition.status}`);
       }
       throw error;
     }

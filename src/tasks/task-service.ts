@@ -154,15 +154,18 @@ export class TaskService {
 
       const next = this.nextState(actor, current, request.status, attributes);
       checkPayloadSize('task', next, MAX_ITEM_BYTES);
+      let stored: Task;
       try {
-        await this.store.update(next, current.version);
+        // Pinned: to the version. Unpinned: to the status the transition was checked from.
+        const condition = pinned !== undefined ? { version: current.version } : { status: current.status };
+        stored = await this.store.update(next, attributes, condition);
       } catch (error) {
         const lostRace = error instanceof TaskError && error.code === 'CONFLICT';
         if (lostRace && pinned === undefined && attempt < MAX_UPDATE_ATTEMPTS) continue;
         throw error;
       }
-      await this.publish({ task: next, previous: current });
-      return next;
+      await this.publish({ task: stored, previous: current });
+      return stored;
     }
   }
 

@@ -1,6 +1,6 @@
 import type { TaskKey } from './keys.js';
 import type { TaskStatus } from './status.js';
-import type { Task, TaskKind } from './task.js';
+import type { Task, TaskAttributes, TaskKind } from './task.js';
 
 /** The storage port the domain needs; `src/aws/dynamo-task-store.ts` implements it on DynamoDB. */
 export interface TaskStore {
@@ -8,8 +8,14 @@ export interface TaskStore {
   get(key: TaskKey): Promise<Task | undefined>;
   /** Writes a new task; CONFLICT when the key exists. */
   create(task: Task): Promise<void>;
-  /** Writes the changed task when the stored version is still `expectedVersion`; CONFLICT otherwise. */
-  update(task: Task, expectedVersion: number): Promise<void>;
+  /**
+   * Writes a status change: the new status and bookkeeping of `task`, and the
+   * `attributes` delta key by key (null removes a key). Conditional on the
+   * version read, or, for unpinned updates, on the status read (so atomic
+   * counter updates in between do not refuse it); CONFLICT otherwise. Returns
+   * the stored task after the write.
+   */
+  update(task: Task, attributes: TaskAttributes, condition: UpdateCondition): Promise<Task>;
   /** Writes sub-tasks in batches; an existing sub-task is overwritten only by an identical write. */
   putSubTasks(subTasks: readonly Task[]): Promise<void>;
   list(query: TaskListQuery): Promise<Page<Task>>;
@@ -29,6 +35,8 @@ export interface TaskStore {
 }
 
 export type SortOrder = 'ASC' | 'DESC';
+
+export type UpdateCondition = { version: number } | { status: TaskStatus };
 
 export interface SubTaskCountDelta {
   running?: number;

@@ -154,33 +154,42 @@ export class StepFunctionTasks {
   }
 
   /**
-   * Ends the parent from a recount once every sub-task is terminal. With
+   * Ends the parent once every sub-task is terminal and its counters agree
+   * with a recount. A disagreement means a counter update is still on its way
+   * (its sub-task settles again after it), or, once the execution has ended,
+   * that one was lost to a crash: then the difference is added. With
    * `executionEnded`, sub-tasks the execution never ran are failed first.
    */
   async settle(parentId: string, executionEnded: boolean): Promise<Task | undefined> {
     const parsed = parseTaskId(parentId)!;
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const parent = await this.deps.store.get(parsed);
-      if (!parent || isTerminal(parent.status)) return parent;
-      const counts = await this.recount(parent, executionEnded);
-      if (counts.open > 0) return parent;
-      const policy = policyOf(parent);
-      const failed = counts.failed > 0 && policy !== 'CONTINUE';
-      try {
-        return await this.deps.tasks.updateStatus(workerActor(parent), {
-          id: parent.id,
-          status: failed ? 'FAILED' : 'COMPLETED',
-          expectedVersion: parent.version,
-          attributes: {
-            ...countAttributes(counts),
-            ...(failed ? { error: { code: 'SUB_TASKS_FAILED', message: `${counts.failed} sub-tasks failed` } } : {}),
-          },
-        });
-      } catch (error) {
-        if (!(error instanceof TaskError && error.code === 'CONFLICT')) throw error;
-      }
+    let parent = await this.deps.store.get(parsed);
+    if (!parent || isTerminal(parent.status)) return parent;
+    const counts = await this.recount(parent, executionEnded);
+    if (counts.open > 0) return parent;
+    const delta = {
+      running: counts.running - Number(parent.attributes.subTaskRunningCount ?? 0),
+      succeeded: counts.succeeded - Number(parent.attributes.subTaskSucceedCount ?? 0),
+      failed: counts.failed - Number(parent.attributes.subTaskFailedCount ?? 0),
+    };
+    if (delta.running || delta.succeeded || delta.failed) {
+      if (!executionEnded) return parent;
+      parent = await this.count(parent, delta);
     }
-    throw new Error(`could not settle ${parentId}: it keeps changing`);
+    const failed = counts.failed > 0 && policyOf(parent) !== 'CONTINUE';
+    try {
+      // Pinned to the status, not the version: counter updates may land in between.
+      return await this.deps.tasks.updateStatus(workerActor(parent), {
+        id: parent.id,
+        status: failed ? 'FAILED' : 'COMPLETED',
+        attributes: failed ? { error: { code: 'SUB_TASKS_FAILED', message: `${counts.failed} sub-tasks failed` } } : {},
+      });
+    } catch (error) {
+      // Settled (or cancelled) by someone else meanwhile.
+      if (error instanceof TaskError && (error.code === 'CONFLICT' || error.code === 'INVALID_TRANSITION')) {
+        return this.deps.store.get(parsed);
+      }
+      throw error;
+    }
   }
 
   /** Cancels a parent's unfinished sub-tasks (cancelTask, FAIL_FAST) and stops its execution. */
@@ -217,38 +226,16 @@ export class StepFunctionTasks {
     }
   }
 
+  /** The first failure under FAIL_FAST: the parent fails, the execution stops, unstarted sub-tasks are cancelled. */
   private async failFast(parent: Task, failedSub: Task): Promise<void> {
     const error = { code: 'SUB_TASK_FAILED', message: `sub-task ${failedSub.subTaskIndex} failed` };
-    let current: Task | undefined = parent;
-    for (let attempt = 0; current && !isTerminal(current.status) && attempt < 10; attempt++) {
-      try {
-        await this.deps.tasks.updateStatus(workerActor(current), {
-          id: current.id,
-          status: 'FAILED',
-          expectedVersion: current.version,
-          attributes: { error },
-        });
-        break;
-      } catch (caught) {
-        if (!(caught instanceof TaskError && caught.code === 'CONFLICT')) throw caught;
-        current = await this.deps.store.get(current);
-      }
+    try {
+      await this.deps.tasks.updateStatus(workerActor(parent), { id: parent.id, status: 'FAILED', attributes: { error } });
+    } catch (caught) {
+      // Another failure (or a cancel) got there first.
+      if (!(caught instanceof TaskError && (caught.code === 'CONFLICT' || caught.code === 'INVALID_TRANSITION'))) throw caught;
     }
     await this.cancelSubTasks(parent, { code: 'CANCELLED', message: 'FAIL_FAST: another sub-task failed' });
-    await this.settleCounts(parent.id);
-  }
-
-  /** After a fail-fast or a cancel the parent is terminal; make its counters exact from a recount. */
-  async settleCounts(parentId: string): Promise<void> {
-    const parent = await this.deps.store.get(parseTaskId(parentId)!);
-    if (!parent) return;
-    const counts = await this.recount(parent, false);
-    const delta = {
-      running: counts.running - Number(parent.attributes.subTaskRunningCount ?? 0),
-      succeeded: counts.succeeded - Number(parent.attributes.subTaskSucceedCount ?? 0),
-      failed: counts.failed - Number(parent.attributes.subTaskFailedCount ?? 0),
-    };
-    if (delta.running || delta.succeeded || delta.failed) await this.count(parent, delta);
   }
 
   private async recount(parent: Task, failUnstarted: boolean) {
@@ -311,12 +298,3 @@ export const policyOf = (parent: Task): FailurePolicy =>
 
 const doneCount = (parent: Task) =>
   Number(parent.attributes.subTaskSucceedCount ?? 0) + Number(parent.attributes.subTaskFailedCount ?? 0);
-
-function countAttributes(counts: { running: number; succeeded: number; failed: number; total: number }) {
-  return {
-    subTaskCount: counts.total,
-    subTaskRunningCount: counts.running,
-    subTaskSucceedCount: counts.succeeded,
-    subTaskFailedCount: counts.failed,
-  };
-}

@@ -95,7 +95,6 @@ export class TaskExecution {
       cancelled = await tasks.updateStatus(actor, { id, status: 'FAILED', attributes: { error, lease: null } });
       if (cancelled.kind === 'SFN_TASK') {
         await stepFunctions.cancelSubTasks(cancelled, error);
-        await stepFunctions.settleCounts(cancelled.id);
       }
     }
     this.deps.runner.abort(id);
