@@ -44,6 +44,8 @@ export interface WorkerConfig {
   /** Map MaxConcurrency of the Step Functions execution. */
   stepFunctionsConcurrency: number;
   leaseMs: number;
+  /** On shutdown, how long running handlers get before they are aborted (their tasks are taken over on the next start). */
+  shutdownGraceMs: number;
   progressIntervalMs: number;
   parentEventWindowMs: number;
   /** AWS: the state machine (statemachine/sub-tasks.asl.json) to start executions on. */
@@ -161,6 +163,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       exampleHandlers: flag('EXAMPLE_HANDLERS', storage.mode === 'embedded'),
       stepFunctionsConcurrency: integer('SFN_MAX_CONCURRENCY', 2, 1),
       leaseMs: integer('TASK_LEASE_MS', 30_000, 100),
+      shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 10_000, 0),
       progressIntervalMs: integer('PROGRESS_INTERVAL_MS', 500, 0),
       parentEventWindowMs: integer('PARENT_EVENT_WINDOW_MS', 250, 0),
       stateMachineArn: text('SFN_TASK_ARN'),

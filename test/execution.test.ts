@@ -344,3 +344,31 @@ describe('cancelTask while the handler awaits a progress write', () => {
     expect((await slow.store.get(parseTaskId(id)!))!.attributes.progress).toBeUndefined();
   });
 });
+
+describe('shutdown', () => {
+  test('a handler still running at shutdown is aborted after SHUTDOWN_GRACE_MS; stop() returns', async () => {
+    const started = deferred();
+    const ended = deferred<{ aborted: boolean }>();
+    const stuck = await startTestApp(
+      { TASK_EXECUTION: 'true', SHUTDOWN_GRACE_MS: '100' },
+      {
+        handlers: {
+          STUCK: (_task, ctx) =>
+            new Promise((resolve) => {
+              started.resolve();
+              ctx.signal.addEventListener('abort', () => {
+                ended.resolve({ aborted: true });
+                resolve('late');
+              });
+            }),
+        },
+      },
+    );
+    const res = await stuck.gql(CREATE_TASK, { input: { taskType: 'STUCK', input: {} } });
+    const id = res.data!.createTask.id as string;
+    await within('the handler to start', started.promise);
+    await within('stop() to return', stuck.stop());
+    expect(await within('the handler to end', ended.promise)).toEqual({ aborted: true });
+    expect(parseTaskId(id)?.type).toBe('STUCK');
+  });
+});

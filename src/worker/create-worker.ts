@@ -60,7 +60,7 @@ export function createWorker(deps: WorkerDependencies) {
   const localQueue = local ? new LocalTaskQueue((key) => execution.execute(key), config.concurrency, logger) : undefined;
   const queue: ExecutionQueue = deps.queue ?? {
     enqueue: async (task, delayMs) => localQueue!.enqueue(task, delayMs),
-    stop: () => localQueue!.stop(),
+    stop: () => localQueue!.stop(config.shutdownGraceMs, () => runner.abortAll()),
   };
   execution = new TaskExecution({ tasks, store, queue, runner, stepFunctions, logger });
   const unobserve = bus.observeAll((event) => execution.observe(event.task));

@@ -34,13 +34,19 @@ export class LocalTaskQueue {
     this.timers.add(timer);
   }
 
-  /** Stops taking work and waits for runs in progress. */
-  async stop(): Promise<void> {
+  /**
+   * Stops taking work and waits for runs in progress, at most `graceMs`; then
+   * `onOverdue` (abort them) and a last short wait. A run still going is left
+   * to its lease: the next start takes it over.
+   */
+  async stop(graceMs = 10_000, onOverdue?: () => void): Promise<void> {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.waiting.length = 0;
-    await Promise.all(this.active);
+    if (await settlesWithin(Promise.all(this.active), graceMs)) return;
+    onOverdue?.();
+    await settlesWithin(Promise.all(this.active), 2_000);
   }
 
   get size(): { waiting: number; running: number } {
@@ -71,5 +77,15 @@ export class LocalTaskQueue {
         });
       this.active.add(work);
     }
+  }
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

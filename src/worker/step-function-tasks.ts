@@ -32,6 +32,8 @@ const PAGE = 100;
  */
 export class StepFunctionTasks {
   private readonly pendingParentChanges = new Map<string, { task: Task; timer: NodeJS.Timeout }>();
+  /** Sub-task runs in this process, by sub-task id: a cancellation aborts them. */
+  private readonly running = new Map<string, ClaimedRun>();
 
   constructor(
     private readonly deps: {
@@ -126,6 +128,7 @@ export class StepFunctionTasks {
     if (firstClaim) await this.count(parent, { running: 1 });
 
     const spec = registry.handlerFor(sub);
+    this.running.set(sub.id, run);
     let outcome: { status: 'COMPLETED'; result: unknown } | { status: 'FAILED'; error: unknown };
     run.startHeartbeat();
     try {
@@ -135,6 +138,7 @@ export class StepFunctionTasks {
       outcome = { status: 'FAILED', error: errorAttribute(error) };
     } finally {
       run.stop();
+      this.running.delete(sub.id);
     }
     if (run.controller.signal.aborted) return { index, status: 'FAILED' }; // cancelled: the canceller counted it
     try {
@@ -215,6 +219,11 @@ export class StepFunctionTasks {
     }
     const parent = await this.deps.store.get(parseTaskId(sub.parentId!)!);
     if (parent) await this.count(parent, { running: sub.status === 'PROCESSING' ? -1 : 0, failed: 1 });
+  }
+
+  /** Aborts this process's run of a sub-task (it was cancelled). */
+  abort(id: string): void {
+    this.running.get(id)?.lose();
   }
 
   /** Publishes what is pending now (shutdown). */

@@ -98,12 +98,15 @@ export class TaskExecution {
       }
     }
     this.deps.runner.abort(id);
+    stepFunctions.abort(id);
     return cancelled;
   }
 
   /** Aborts this process's run of a task another replica cancelled (seen on the event bus). */
   observe(task: Task): void {
-    if (task.status === 'FAILED') this.deps.runner.abort(task.id);
+    if (task.status !== 'FAILED') return;
+    this.deps.runner.abort(task.id);
+    this.deps.stepFunctions.abort(task.id);
   }
 
   /**

@@ -57,6 +57,11 @@ export class TaskRunner {
     this.running.get(id)?.lose();
   }
 
+  /** Stops every run of this process (shutdown): their tasks stay leased and are taken over later. */
+  abortAll(): void {
+    for (const run of this.running.values()) run.lose();
+  }
+
   get runningCount(): number {
     return this.running.size;
   }
