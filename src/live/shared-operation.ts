@@ -21,7 +21,31 @@ export interface SharedOperation {
   execute(event: TaskStatusEvent): Promise<ExecutionResult>;
 }
 
+/**
+ * Subscribers of one parsed operation (yoga caches documents by text) with the
+ * same tenant and selection variables share one SharedOperation, so ten
+ * thousand identical subscriptions hold one key and one document, not ten thousand.
+ */
+const shared = new WeakMap<object, Map<string, WeakRef<SharedOperation>>>();
+
 export function sharedOperation(
+  info: GraphQLResolveInfo,
+  contextValue: unknown,
+  tenantCode: string,
+  mask: (error: GraphQLError) => GraphQLError,
+): SharedOperation {
+  let byVariables = shared.get(info.operation);
+  if (!byVariables) shared.set(info.operation, (byVariables = new Map()));
+  const cacheKey = `${tenantCode}\u0000${JSON.stringify(info.variableValues)}`;
+  const cached = byVariables.get(cacheKey)?.deref();
+  if (cached) return cached;
+  const operation = createSharedOperation(info, contextValue, tenantCode, mask);
+  byVariables.set(cacheKey, new WeakRef(operation));
+  if (byVariables.size > 1000) for (const [key, ref] of byVariables) if (!ref.deref()) byVariables.delete(key);
+  return operation;
+}
+
+function createSharedOperation(
   info: GraphQLResolveInfo,
   contextValue: unknown,
   tenantCode: string,

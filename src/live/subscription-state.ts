@@ -26,8 +26,9 @@ export type Skip = 'stale' | 'filtered';
 export class SubscriptionState {
   readonly inScope: (task: Task) => boolean;
   private readonly statuses?: Set<TaskStatus>;
-  private readonly delivered = new Lru<string, number>(10_000);
-  private readonly resume = new ResumeTracker();
+  // Allocated on first use: most subscriptions sit idle.
+  private deliveredVersions?: Lru<string, number>;
+  private tracker?: ResumeTracker;
   /** Named tasks not yet terminal; undefined when the filter names none. */
   private readonly open?: Set<string>;
 
@@ -39,6 +40,14 @@ export class SubscriptionState {
     this.statuses = filter.statuses?.length ? new Set(filter.statuses) : undefined;
     for (const [id, version] of position?.delivered ?? []) this.delivered.set(id, version);
     this.open = filter.ids ? new Set(filter.ids) : undefined;
+  }
+
+  private get delivered(): Lru<string, number> {
+    return (this.deliveredVersions ??= new Lru<string, number>(10_000));
+  }
+
+  private get resume(): ResumeTracker {
+    return (this.tracker ??= new ResumeTracker());
   }
 
   /** Whether a task read from the table belongs in the initial states. */

@@ -129,14 +129,19 @@ export class TaskService {
     return this.store.listSubTasks(parent.id, limit, after ?? undefined);
   }
 
-  async updateStatus(actor: Actor, request: UpdateStatusRequest): Promise<Task> {
+  /**
+   * `known`: the task as the caller last wrote it. With a pinned version equal
+   * to its version, the first attempt skips the read (a worker's own writes).
+   */
+  async updateStatus(actor: Actor, request: UpdateStatusRequest, known?: Task): Promise<Task> {
     const parsed = this.parseId(request.id);
     if (!canAccessTenant(actor, parsed.tenantCode)) throw notFound(`Task ${request.id} not found`);
     const attributes = checkAttributes(request.attributes);
     const pinned = request.expectedVersion ?? undefined;
 
     for (let attempt = 1; ; attempt++) {
-      const current = await this.store.get(parsed);
+      const current =
+        attempt === 1 && known && known.id === request.id && pinned === known.version ? known : await this.store.get(parsed);
       if (!current) throw notFound(`Task ${request.id} not found`);
       if (pinned !== undefined && current.version !== pinned) {
         throw conflict(`Task ${request.id} is at version ${current.version}, not ${pinned}`, {

@@ -78,12 +78,11 @@ export class ClaimedRun {
       const lease: Lease | null =
         status === 'PROCESSING' ? { owner: this.settings.workerId, until: Date.now() + this.settings.leaseMs } : null;
       try {
-        this.current = await this.tasks.updateStatus(this.actor, {
-          id: this.current.id,
-          status,
-          attributes: { ...attributes, lease },
-          expectedVersion: this.current.version,
-        });
+        this.current = await this.tasks.updateStatus(
+          this.actor,
+          { id: this.current.id, status, attributes: { ...attributes, lease }, expectedVersion: this.current.version },
+          this.current,
+        );
         this.lastWriteAt = Date.now();
         return this.current;
       } catch (error) {
