@@ -1,6 +1,5 @@
-import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { SignJWT, type JWTPayload } from 'jose';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import {
   CREATE_TASK,
   GET_TASK,
@@ -14,31 +13,12 @@ import {
 } from './helpers/app.js';
 
 let app: TestApp;
-let dynamo: DynamoDBClient;
 
 beforeAll(async () => {
   app = await startTestApp();
-  dynamo = new DynamoDBClient({
-    endpoint: app.dynamoEndpoint,
-    region: 'local',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
 });
-afterAll(() => dynamo?.destroy());
 
-/** Every item in the table, whatever its key: a write anywhere changes it. */
-async function itemCount(): Promise<number> {
-  let count = 0;
-  let startKey: Record<string, any> | undefined;
-  do {
-    const page = await dynamo.send(
-      new ScanCommand({ TableName: app.store.tableName, Select: 'COUNT', ExclusiveStartKey: startKey }),
-    );
-    count += page.Count ?? 0;
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return count;
-}
+const itemCount = () => app.itemCount();
 
 const encoder = new TextEncoder();
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -286,5 +266,21 @@ describe('admin tokens', () => {
 
     expect(await itemCount()).toBe(before);
     expect(await listedIds(other)).toEqual([]);
+  });
+});
+
+describe('verified tokens are remembered only while valid', () => {
+  test('a token accepted once is refused after it expires', async () => {
+    const token = await app.token('auth-expiring', { expiresIn: '2s' });
+    const first = await app.gql(LIST_TASKS, {}, token);
+    expect(first.errors).toBeUndefined();
+    const deadline = Date.now() + 10_000;
+    let res = first;
+    while (Date.now() < deadline && !res.errors) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      res = await app.gql(LIST_TASKS, {}, token);
+    }
+    expect(res.status).toBe(401);
+    expect(errorCode(res)).toBe('UNAUTHENTICATED');
   });
 });

@@ -5,6 +5,7 @@ import { NonRetryableError, type HandlerContext, type HandlerMap } from '../src/
 import { parseTaskId } from '../src/tasks/keys.js';
 import type { Task } from '../src/tasks/task.js';
 import { CREATE_TASK, GET_TASK, errorCode, startTestApp, type TestApp } from './helpers/app.js';
+import { until } from './helpers/wait.js';
 import { subscribeWs, wsClient, type Collected } from './helpers/live.js';
 
 /**
@@ -15,17 +16,6 @@ import { subscribeWs, wsClient, type Collected } from './helpers/live.js';
 
 const CANCEL_TASK = `mutation($id: ID!) { cancelTask(id: $id) { id status version attributes } }`;
 
-/** Polls `probe` until `ok` holds; fails with the last value after `timeoutMs`. */
-async function until<T>(what: string, probe: () => T | Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T;
-  for (;;) {
-    last = await probe();
-    if (ok(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await sleep(20);
-  }
-}
 
 /** A promise with its resolver (await it through `within`, which bounds the wait). */
 function deferred<T = void>() {

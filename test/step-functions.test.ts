@@ -26,6 +26,7 @@ import {
   startTestApp,
   type TestApp,
 } from './helpers/app.js';
+import { until as waitUntil } from './helpers/wait.js';
 import { subscribeWs, wsClient, type Collected } from './helpers/live.js';
 
 /**
@@ -39,16 +40,8 @@ const ASL_PATH = join(ROOT, 'statemachine/sub-tasks.asl.json');
 
 const silent: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 
-async function until<T>(what: string, probe: () => T | Promise<T>, ok: (value: T) => boolean, timeoutMs = 12_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T;
-  for (;;) {
-    last = await probe();
-    if (ok(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await sleep(25);
-  }
-}
+const until = <T>(what: string, probe: () => T | Promise<T>, ok: (value: T) => boolean, timeoutMs = 12_000) =>
+  waitUntil(what, probe, ok, timeoutMs);
 
 /**
  * A sub-task handler that counts its calls and how many run at once (entry to

@@ -1,5 +1,4 @@
-import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { parseTaskId } from '../src/tasks/keys.js';
 import { subTasksOf } from '../src/tasks/sub-tasks.js';
 import {
@@ -15,31 +14,12 @@ import {
 } from './helpers/app.js';
 
 let app: TestApp;
-let dynamo: DynamoDBClient;
 
 beforeAll(async () => {
   app = await startTestApp();
-  dynamo = new DynamoDBClient({
-    endpoint: app.dynamoEndpoint,
-    region: 'local',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
 });
-afterAll(() => dynamo?.destroy());
 
-/** Every item in the table, whatever its key: a write anywhere changes it. */
-async function itemCount(): Promise<number> {
-  let count = 0;
-  let startKey: Record<string, any> | undefined;
-  do {
-    const page = await dynamo.send(
-      new ScanCommand({ TableName: app.store.tableName, Select: 'COUNT', ExclusiveStartKey: startKey }),
-    );
-    count += page.Count ?? 0;
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return count;
-}
+const itemCount = () => app.itemCount();
 
 /** The response exactly as sent: status, content type and body text. */
 async function raw(query: string, variables: Record<string, unknown>, token: string) {

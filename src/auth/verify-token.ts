@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { unauthenticated } from '../errors.js';
+import { Lru } from '../lru.js';
 
 export interface AuthConfig {
   /** HS256 shared secret. */
@@ -38,9 +39,16 @@ export function createTokenVerifier(config: AuthConfig): TokenVerifier {
     requiredClaims: ['exp'],
   };
 
+  // A verified token maps to the same identity until it expires: skip the
+  // signature check for a token seen in the last minute (every request of a
+  // client carries the same one).
+  const verified = new Lru<string, Identity>(10_000, 60_000);
+
   return async (authorization) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!match) throw unauthenticated('Send Authorization: Bearer <token>');
+    const cached = verified.get(match[1]!);
+    if (cached && cached.expiresAt * 1000 > Date.now()) return cached;
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(match[1]!, key, options));
@@ -53,12 +61,14 @@ export function createTokenVerifier(config: AuthConfig): TokenVerifier {
     if (typeof tenantCode !== 'string' || tenantCode === '') {
       throw unauthenticated(`The token has no ${config.claims.tenant} claim`);
     }
-    return {
+    const identity: Identity = {
       userId,
       tenantCode,
       isAdmin: rolesOf(payload[config.claims.roles]).includes(config.adminRole),
       expiresAt: payload.exp!,
     };
+    verified.set(match[1]!, identity);
+    return identity;
   };
 }
 

@@ -1,3 +1,4 @@
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll } from 'vitest';
 import { startApp, type AppOptions, type RunningApp } from '../../src/app.js';
 import { mintToken } from '../../src/auth/mint-token.js';
@@ -21,6 +22,8 @@ export interface TestApp extends RunningApp {
     headers?: Record<string, string>,
   ): Promise<GraphQLResponse<T>>;
   token(tenantCode: string, options?: { userId?: string; admin?: boolean; expiresIn?: string }): Promise<string>;
+  /** Every item in the table, whatever its key, read over the DynamoDB protocol: a write anywhere changes it. */
+  itemCount(): Promise<number>;
 }
 
 /**
@@ -41,7 +44,15 @@ export async function startTestApp(
     ...env,
   });
   const app = await startApp(config, { logger: createLogger(env.LOG_LEVEL as never ?? 'silent'), ...options });
-  afterAll(() => app.stop());
+  const dynamo = new DynamoDBClient({
+    endpoint: app.dynamoEndpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  afterAll(async () => {
+    dynamo.destroy();
+    await app.stop();
+  });
   const defaultToken = await mintToken({ secret: TEST_SECRET, tenantCode: 'tenant-a', userId: 'user-a' });
 
   return {
@@ -58,6 +69,18 @@ export async function startTestApp(
       });
       const body = (await response.json()) as GraphQLResponse<any>;
       return { status: response.status, data: body.data, errors: body.errors };
+    },
+    async itemCount() {
+      let count = 0;
+      let startKey: Record<string, any> | undefined;
+      do {
+        const page = await dynamo.send(
+          new ScanCommand({ TableName: app.store.tableName, Select: 'COUNT', ExclusiveStartKey: startKey }),
+        );
+        count += page.Count ?? 0;
+        startKey = page.LastEvaluatedKey;
+      } while (startKey);
+      return count;
     },
     token: (tenantCode, { userId = `user-of-${tenantCode}`, admin = false, expiresIn = '1h' } = {}) =>
       mintToken({ secret: TEST_SECRET, tenantCode, userId, admin, expiresIn }),
