@@ -249,7 +249,7 @@ describe('the example handlers (EXAMPLE_HANDLERS=true)', () => {
     expect(fatalEvents.at(-1).task.attributes.error).toEqual({ name: 'NonRetryableError', message: 'y', attempt: 1 });
   });
 
-  test('SLEEP reports { current, total } progress after each step and completes', async () => {
+  test('SLEEP reports { current, total } progress as it goes (throttled) and completes with the last value', async () => {
     const stream = await watch({ taskType: 'SLEEP' });
     const task = await create('SLEEP', { ms: 100, steps: 5 });
     const events = await eventsUntil(stream, task.id, 'COMPLETED');
@@ -257,7 +257,12 @@ describe('the example handlers (EXAMPLE_HANDLERS=true)', () => {
     const progress = events
       .filter((e) => e.previousStatus === 'PROCESSING' && e.task.status === 'PROCESSING')
       .map((e) => e.task.attributes.progress);
-    expect(progress).toEqual([1, 2, 3, 4, 5].map((current) => ({ current, total: 5 })));
+    // SLEEP does not await its progress calls, so values inside one throttle window coalesce.
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.every((p) => p.total === 5)).toBe(true);
+    const currents = progress.map((p) => p.current);
+    expect(currents).toEqual([...currents].sort((a, b) => a - b));
+    expect(new Set(currents).size).toBe(currents.length);
     expect(events.at(-1).task.attributes).toMatchObject({ result: { sleptMs: 100 }, progress: { current: 5, total: 5 } });
   });
 });

@@ -75,6 +75,11 @@ export class ClaimedRun {
   write(status: TaskStatus, attributes: TaskAttributes): Promise<Task> {
     const next = this.writes.then(async () => {
       if (this.controller.signal.aborted) throw new LostRunError('the run was stopped');
+      // A progress value still waiting for its throttle window rides along.
+      if (this.pendingProgress && !('progress' in attributes)) {
+        attributes = { ...attributes, progress: this.pendingProgress.value };
+        this.pendingProgress = undefined;
+      }
       const lease: Lease | null =
         status === 'PROCESSING' ? { owner: this.settings.workerId, until: Date.now() + this.settings.leaseMs } : null;
       try {
@@ -100,13 +105,15 @@ export class ClaimedRun {
   /** Stops the handler (AbortSignal) and every further write. */
   lose(): void {
     if (!this.controller.signal.aborted) this.controller.abort(new LostRunError('task cancelled or taken over'));
+    this.pendingProgress = undefined;
     this.stop();
   }
 
   stop(): void {
     clearInterval(this.heartbeat);
     clearTimeout(this.progressTimer);
-    this.pendingProgress = undefined;
+    this.progressTimer = undefined;
+    // A pending progress value stays: the run's next (final) write carries it.
     this.releaseProgress?.();
     this.releaseProgress = undefined;
   }

@@ -9,7 +9,9 @@ export interface HandlerContext {
   signal: AbortSignal;
   /**
    * Reports progress (stored in `attributes.progress`, streamed to subscribers).
-   * Throttled: call it as often as you like; the latest value is written.
+   * Throttled: call it as often as you like; the latest value is written, at
+   * most once per PROGRESS_INTERVAL_MS. The promise resolves once the value is
+   * written, so do not await it in a tight loop unless you want that pace.
    */
   progress(value: unknown): Promise<void>;
   logger: Logger;
