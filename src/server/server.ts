@@ -68,7 +68,6 @@ export function createServer(options: ServerOptions) {
     graphiql: options.graphiql && {
       title: 'Tasks',
       headers: options.graphiql.headers ? JSON.stringify(options.graphiql.headers, null, 2) : undefined,
-      subscriptionsProtocol: 'WS',
     },
     landingPage: false,
     plugins: [
