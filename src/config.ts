@@ -47,6 +47,7 @@ export interface WorkerConfig {
   /** On shutdown, how long running handlers get before they are aborted (their tasks are taken over on the next start). */
   shutdownGraceMs: number;
   progressIntervalMs: number;
+  /** Sub-task counter changes within this window become one parent write and one parent event. */
   parentEventWindowMs: number;
   /** AWS: the state machine (statemachine/sub-tasks.asl.json) to start executions on. */
   stateMachineArn?: string;

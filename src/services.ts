@@ -156,7 +156,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       worker,
       snsClient,
       async flush() {
-        worker.stepFunctions.flush();
+        await worker.stepFunctions.flush();
         await flushPublishes();
       },
       stop: runCleanup,

@@ -223,10 +223,11 @@ describe('failure policies (200 sub-tasks, every 7th fails, SFN_MAX_CONCURRENCY=
     const liveSubTaskEvents = stream.events.filter((event) => event.task.parentId === parent.id && !event.replayed);
     const liveParentEvents = parentEvents().filter((event) => !event.replayed);
     // Every sub-task moved at least twice (PROCESSING, then COMPLETED or FAILED); the parent's
-    // ~400 counter changes went out as a handful of coalesced events.
+    // ~400 counter changes went out as a handful of batched writes and events.
     expect(liveSubTaskEvents.length).toBeGreaterThanOrEqual(N);
     expect(liveParentEvents.length * 5).toBeLessThan(liveSubTaskEvents.length);
-    expect(done.version).toBeGreaterThan(2 * N); // every counter change did bump the parent's version
+    // Counter changes are batched too: far fewer parent writes than the ~2N sub-task changes.
+    expect(done.version).toBeLessThan(N);
     // Parent progress seen live never goes backwards.
     const progress = parentEvents().map((event) => event.task.attributes.progress?.current ?? 0);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));

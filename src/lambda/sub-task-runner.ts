@@ -30,6 +30,13 @@ export function parseSubTaskEvent(event: unknown): SubTaskEvent {
  * error type, which the state machine's Retry matches: `SubTaskBusy` (a live
  * worker holds the sub-task) is retried later; `InvalidSubTaskEvent` is not.
  */
-export function createSubTaskRunnerHandler(stepFunctions: Pick<StepFunctionTasks, 'handle'>) {
-  return async (event: SubTaskEvent): Promise<unknown> => stepFunctions.handle(parseSubTaskEvent(event));
+export function createSubTaskRunnerHandler(stepFunctions: Pick<StepFunctionTasks, 'handle' | 'flush'>) {
+  return async (event: SubTaskEvent): Promise<unknown> => {
+    try {
+      return await stepFunctions.handle(parseSubTaskEvent(event));
+    } finally {
+      // Counter changes wait for a window to be batched; a frozen container would hold them back.
+      await stepFunctions.flush();
+    }
+  };
 }

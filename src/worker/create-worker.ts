@@ -85,7 +85,7 @@ export function createWorker(deps: WorkerDependencies) {
       unobserve();
       await queue.stop?.();
       await executions.close?.();
-      stepFunctions.flush();
+      await stepFunctions.flush();
     },
   };
 }

@@ -25,13 +25,19 @@ const PAGE = 100;
  * sub-task for a Map iteration, keep the parent's counters exact, and settle
  * the parent per its failure policy.
  *
- * Counters are atomic ADDs made by whichever write moved a sub-task (each
- * transition is version-pinned, so exactly one writer makes it); the parent is
- * settled from a full recount, which also repairs a count lost to a crash
- * between a sub-task's write and its ADD.
+ * Each sub-task transition is version-pinned, so exactly one writer makes it,
+ * and that writer counts it. Counts are summed in-process over a short window
+ * and written as one atomic ADD (one parent write and one parent event for
+ * many sub-task changes). The parent settles once its counters agree with a
+ * recount of the sub-tasks; at the end of the execution a difference (a
+ * batch lost with its process) is repaired from that recount.
  */
 export class StepFunctionTasks {
-  private readonly pendingParentChanges = new Map<string, { task: Task; timer: NodeJS.Timeout }>();
+  /** Counter changes not yet written, by parent id: summed over a short window, then one atomic ADD. */
+  private readonly pendingCounts = new Map<
+    string,
+    { parent: TaskKey; delta: { running: number; succeeded: number; failed: number }; timer: NodeJS.Timeout }
+  >();
   /** Sub-task runs in this process, by sub-task id: a cancellation aborts them. */
   private readonly running = new Map<string, ClaimedRun>();
 
@@ -125,7 +131,7 @@ export class StepFunctionTasks {
       if (error instanceof LostRunError) return this.runSubTask(parentId, index);
       throw error;
     }
-    if (firstClaim) await this.count(parent, { running: 1 });
+    if (firstClaim) this.count(parent, { running: 1 });
 
     const spec = registry.handlerFor(sub);
     this.running.set(sub.id, run);
@@ -151,9 +157,9 @@ export class StepFunctionTasks {
       throw error;
     }
     const failed = outcome.status === 'FAILED';
-    const after = await this.count(parent, { running: -1, succeeded: failed ? 0 : 1, failed: failed ? 1 : 0 });
-    if (failed && policyOf(after) === 'FAIL_FAST') await this.failFast(after, sub);
-    else if (doneCount(after) >= Number(after.attributes.subTaskCount ?? 0)) await this.settle(parentId, false);
+    // The parent settles when the counters, once written, show every sub-task done.
+    this.count(parent, { running: -1, succeeded: failed ? 0 : 1, failed: failed ? 1 : 0 });
+    if (failed && policyOf(parent) === 'FAIL_FAST') await this.failFast(parent, sub);
     return { index, status: outcome.status };
   }
 
@@ -166,6 +172,7 @@ export class StepFunctionTasks {
    */
   async settle(parentId: string, executionEnded: boolean): Promise<Task | undefined> {
     const parsed = parseTaskId(parentId)!;
+    if (executionEnded) await this.flushCounts(parentId);
     let parent = await this.deps.store.get(parsed);
     if (!parent || isTerminal(parent.status)) return parent;
     const counts = await this.recount(parent, executionEnded);
@@ -177,7 +184,7 @@ export class StepFunctionTasks {
     };
     if (delta.running || delta.succeeded || delta.failed) {
       if (!executionEnded) return parent;
-      parent = await this.count(parent, delta);
+      parent = await this.addCounts(parent, delta);
     }
     const failed = counts.failed > 0 && policyOf(parent) !== 'CONTINUE';
     try {
@@ -218,7 +225,7 @@ export class StepFunctionTasks {
       throw caught;
     }
     const parent = await this.deps.store.get(parseTaskId(sub.parentId!)!);
-    if (parent) await this.count(parent, { running: sub.status === 'PROCESSING' ? -1 : 0, failed: 1 });
+    if (parent) this.count(parent, { running: sub.status === 'PROCESSING' ? -1 : 0, failed: 1 });
   }
 
   /** Aborts this process's run of a sub-task (it was cancelled). */
@@ -226,12 +233,24 @@ export class StepFunctionTasks {
     this.running.get(id)?.lose();
   }
 
-  /** Publishes what is pending now (shutdown). */
-  flush(): void {
-    for (const [id, pending] of this.pendingParentChanges) {
+  /** Writes every pending counter change now (shutdown, end of a Lambda invocation). */
+  flush(): Promise<void> {
+    return this.flushCounts();
+  }
+
+  /** Writes pending counter changes (of one parent, or all); settles a parent whose sub-tasks are then all done. */
+  async flushCounts(parentId?: string): Promise<void> {
+    for (const id of parentId ? [parentId] : [...this.pendingCounts.keys()]) {
+      const pending = this.pendingCounts.get(id);
+      if (!pending) continue;
+      this.pendingCounts.delete(id);
       clearTimeout(pending.timer);
-      this.pendingParentChanges.delete(id);
-      void this.deps.publisher.publish({ task: pending.task });
+      const { delta } = pending;
+      if (!delta.running && !delta.succeeded && !delta.failed) continue;
+      const after = await this.addCounts(pending.parent, delta);
+      if (!isTerminal(after.status) && doneCount(after) >= Number(after.attributes.subTaskCount ?? 0)) {
+        await this.settle(after.id, false);
+      }
     }
   }
 
@@ -282,20 +301,30 @@ export class StepFunctionTasks {
     } while (after);
   }
 
-  /** Atomic counter change; the parent's event is coalesced with others in the window. */
-  private async count(parent: Task, delta: SubTaskCountDelta): Promise<Task> {
-    const after = await this.deps.store.addSubTaskCounts(parent, delta, new Date().toISOString());
-    const pending = this.pendingParentChanges.get(after.id);
-    if (pending) {
-      if (after.version > pending.task.version) pending.task = after;
-    } else {
+  /**
+   * Adds to the parent's counters within the window: one atomic ADD (and one
+   * parent event) for many sub-task changes. A change lost with its process is
+   * repaired from a recount when the execution settles the parent.
+   */
+  private count(parent: Task, delta: SubTaskCountDelta): void {
+    let pending = this.pendingCounts.get(parent.id);
+    if (!pending) {
       const timer = setTimeout(() => {
-        const latest = this.pendingParentChanges.get(after.id);
-        this.pendingParentChanges.delete(after.id);
-        if (latest) void this.deps.publisher.publish({ task: latest.task });
+        this.flushCounts(parent.id).catch((error) =>
+          this.deps.logger.error('writing sub-task counters failed; they are repaired when the parent settles', { id: parent.id }, error),
+        );
       }, this.deps.coalesceMs);
-      this.pendingParentChanges.set(after.id, { task: after, timer });
+      pending = { parent: { pk: parent.pk, sk: parent.sk }, delta: { running: 0, succeeded: 0, failed: 0 }, timer };
+      this.pendingCounts.set(parent.id, pending);
     }
+    pending.delta.running += delta.running ?? 0;
+    pending.delta.succeeded += delta.succeeded ?? 0;
+    pending.delta.failed += delta.failed ?? 0;
+  }
+
+  private async addCounts(parent: TaskKey, delta: SubTaskCountDelta): Promise<Task> {
+    const after = await this.deps.store.addSubTaskCounts(parent, delta, new Date().toISOString());
+    await this.deps.publisher.publish({ task: after });
     return after;
   }
 }

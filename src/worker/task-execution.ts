@@ -89,12 +89,14 @@ export class TaskExecution {
     let cancelled: Task;
     if (current.parentId) {
       await stepFunctions.cancelSubTask(current, error);
+      await stepFunctions.flushCounts(current.parentId); // the caller sees the parent's counters move
       cancelled = (await tasks.getTask(actor, id))!;
       if (cancelled.status !== 'FAILED') throw new TaskError('CONFLICT', `Task ${id} finished before it could be cancelled`);
     } else {
       cancelled = await tasks.updateStatus(actor, { id, status: 'FAILED', attributes: { error, lease: null } });
       if (cancelled.kind === 'SFN_TASK') {
         await stepFunctions.cancelSubTasks(cancelled, error);
+        await stepFunctions.flushCounts(cancelled.id);
       }
     }
     this.deps.runner.abort(id);
