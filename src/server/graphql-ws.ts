@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { GraphQLError, subscribe as graphqlSubscribe, type ExecutionArgs } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
@@ -13,6 +13,7 @@ import {
 } from '../live/close-codes.js';
 import type { LiveTasks } from '../live/live-tasks.js';
 import type { Logger } from '../logger.js';
+import { createMaskError } from './mask-error.js';
 
 export interface GraphQLWsOptions {
   http: Server;
@@ -45,6 +46,18 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
   const { yoga, live, logger } = options;
   const wss = new WebSocketServer({ server: options.http, path: options.path, maxPayload: options.maxPayloadBytes });
   const states = new WeakMap<object, ConnectionState>();
+  const maskError = createMaskError(logger);
+  /**
+   * graphql-js subscribe without envelop's per-subscription wrappers (about
+   * 4 KiB a subscriber): taskStatusChanged over WebSocket is served by the
+   * fan-out, which masks the errors of each event's execution itself; errors
+   * of setting a subscription up (FORBIDDEN, BAD_USER_INPUT) are masked here.
+   */
+  const subscribe = async (args: ExecutionArgs): Promise<OperationResult> => {
+    const result = await graphqlSubscribe(args);
+    if (!('errors' in result) || !result.errors) return result;
+    return { ...result, errors: result.errors.map((error) => maskError(error, 'Unexpected error.', false) as GraphQLError) };
+  };
 
   const server = useServer<Record<string, unknown> | undefined, Record<PropertyKey, never>>(
     {
@@ -110,7 +123,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
           document,
           variableValues: payload.variables,
           contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+          rootValue: { execute: enveloped.execute, subscribe },
         };
         return args;
       },
