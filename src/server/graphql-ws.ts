@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { GraphQLError, subscribe as graphqlSubscribe, type ExecutionArgs } from 'graphql';
+import { getOperationAST, GraphQLError, subscribe as graphqlSubscribe, type ExecutionArgs } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
@@ -71,6 +71,8 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
         states.set(ctx, state);
         try {
           state.identity = await options.verifyToken(typeof authorization === 'string' ? authorization : undefined);
+          // The identity is all that is needed from here on; do not keep the token for the connection's life.
+          (ctx as { connectionParams?: unknown }).connectionParams = undefined;
         } catch (error) {
           socket.close(TOKEN_EXPIRED_CLOSE_CODE, error instanceof TaskError ? error.message.slice(0, 120) : 'Unauthorized');
           return false;
@@ -123,7 +125,11 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
           document,
           variableValues: payload.variables,
           contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe },
+          // A subscription keeps only what it needs: its args live as long as it does.
+          rootValue:
+            getOperationAST(document, payload.operationName)?.operation === 'subscription'
+              ? { subscribe }
+              : { execute: enveloped.execute, subscribe },
         };
         return args;
       },
