@@ -199,3 +199,24 @@ describe('the WebSocket fast path', () => {
     }
   });
 });
+
+describe('long-lived tokens', () => {
+  test('a token valid for 30 days (past setTimeout range) keeps SSE and WebSocket subscriptions open', async () => {
+    const token = await app.token('live-long', { expiresIn: '30d' });
+    await subscriptionsActive(0);
+    const sse = subscribeSse(app.url, token);
+    const ws = subscribeWs(wsClient(app.url, token));
+    await subscriptionsActive(2);
+    // Give a wrongly armed expiry timer (one that fires at once) time to fire.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const task = await create(token);
+    const [viaSse] = await sse.waitFor(1);
+    const [viaWs] = await ws.waitFor(1);
+    expect(sse.errors).toEqual([]);
+    expect(ws.errors).toEqual([]);
+    expect(viaSse.task.id).toBe(task.id);
+    expect(viaWs.task.id).toBe(task.id);
+    sse.stop();
+    ws.stop();
+  });
+});

@@ -7,6 +7,7 @@ import type { Actor, Task } from '../tasks/task.js';
 import { TASK_KINDS } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
 import { resolveTenant } from '../tasks/tenancy.js';
+import { atTime } from '../timers.js';
 import { EventQueue, SlowConsumerError } from './event-queue.js';
 import { FanOut, FastSubscription, type SocketSink } from './fanout.js';
 import type { Metrics } from './metrics.js';
@@ -235,11 +236,10 @@ export class LiveTasks {
   ): AsyncGenerator<TaskStatusEvent> {
     const { bus, metrics } = this.deps;
     const release = options.ownConnection ? this.acquireConnection(tenantCode) : undefined;
-    const expiry =
+    const cancelExpiry =
       options.ownConnection &&
-      setTimeout(
-        () => queue.fail(new TaskError('UNAUTHENTICATED', 'The token has expired')),
-        Math.max(0, options.ownConnection.expiresAt * 1000 - Date.now()),
+      atTime(options.ownConnection.expiresAt * 1000, () =>
+        queue.fail(new TaskError('UNAUTHENTICATED', 'The token has expired')),
       );
     const unsubscribe = bus.subscribe(tenantCode, (event) => {
       if (state.inScope(event.task)) queue.push(event);
@@ -278,7 +278,7 @@ export class LiveTasks {
     } finally {
       unsubscribe();
       queue.end();
-      if (expiry) clearTimeout(expiry);
+      if (cancelExpiry) cancelExpiry();
       release?.();
       metrics.subscriptions.dec();
     }

@@ -13,6 +13,7 @@ import {
 } from '../live/close-codes.js';
 import type { LiveTasks } from '../live/live-tasks.js';
 import type { Logger } from '../logger.js';
+import { atTime } from '../timers.js';
 import { createMaskError } from './mask-error.js';
 
 export interface GraphQLWsOptions {
@@ -30,11 +31,9 @@ export interface GraphQLWsOptions {
 interface ConnectionState {
   identity?: Identity;
   release?: () => void;
-  expiry?: NodeJS.Timeout;
+  cancelExpiry?: () => void;
 }
 
-/** setTimeout caps delays at about 24.8 days; longer ones are re-armed. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * graphql-ws (graphql-transport-ws) on the HTTP server's upgrade, sharing
@@ -83,14 +82,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
           socket.close(TOO_MANY_CONNECTIONS_CLOSE_CODE, 'Too many connections for this tenant');
           return false;
         }
-        const armExpiry = () => {
-          const left = state.identity!.expiresAt * 1000 - Date.now();
-          state.expiry = setTimeout(
-            () => (left > MAX_TIMER_MS ? armExpiry() : socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired')),
-            Math.max(0, Math.min(left, MAX_TIMER_MS)),
-          );
-        };
-        armExpiry();
+        state.cancelExpiry = atTime(state.identity.expiresAt * 1000, () => socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired'));
         return true;
       },
       onSubscribe: async (ctx, id, payload) => {
@@ -135,7 +127,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
       },
       onClose: (ctx) => {
         const state = states.get(ctx);
-        if (state?.expiry) clearTimeout(state.expiry);
+        state?.cancelExpiry?.();
         state?.release?.();
       },
       onError: (_ctx, _id, _payload, errors) => {
