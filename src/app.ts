@@ -6,7 +6,8 @@ import { createTokenVerifier } from './auth/verify-token.js';
 import type { DynamoTaskStore } from './aws/dynamo-task-store.js';
 import { subscribeSelf } from './aws/sns-self-subscription.js';
 import { startSqsWorker } from './aws/sqs-worker.js';
-import { ConfigError, type Config } from './config.js';
+import type { Config } from './config.js';
+import { Cleanup } from './lifecycle.js';
 import { createContextFactory } from './context.js';
 import { loadDevSecret } from './embedded/dev-secret.js';
 import { LiveTasks } from './live/live-tasks.js';
@@ -42,14 +43,7 @@ export interface RunningApp {
 /** Composition root: config → services (storage, SNS, task service, worker; services.ts) → server. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<RunningApp> {
   const { storage, sns: snsConfig, worker: workerConfig } = config;
-  if (workerConfig.queueUrl && !snsConfig.topicArn) {
-    // Without the topic the worker would run single-process (taking over live leases of other consumers).
-    throw new ConfigError('TASK_QUEUE_URL is the queue subscribed to SNS_TOPIC_ARN: set both');
-  }
-  const cleanup: (() => unknown)[] = [];
-  const runCleanup = async () => {
-    for (const step of cleanup.splice(0).reverse()) await step();
-  };
+  const cleanup = new Cleanup();
 
   try {
     const services = await createServices(config, options);
@@ -144,10 +138,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       metrics,
       worker,
       dynamoEndpoint: endpoint,
-      stop: runCleanup,
+      stop: cleanup.run,
     };
   } catch (error) {
-    await runCleanup();
+    await cleanup.run();
     throw error;
   }
 }

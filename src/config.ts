@@ -120,6 +120,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const publicUrl = text('PUBLIC_URL');
   if (publicUrl && !topicArn) throw new ConfigError('PUBLIC_URL subscribes this server to SNS_TOPIC_ARN: set both');
   if (publicUrl && !/^https?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError('PUBLIC_URL must be an http(s) URL');
+  // Without the topic a worker would run as the single embedded process and take over other consumers' live leases.
+  if (text('TASK_QUEUE_URL') && !topicArn) throw new ConfigError('TASK_QUEUE_URL is the queue subscribed to SNS_TOPIC_ARN: set both');
   const arnRegion = (arn?: string) => arn?.split(':')[3];
 
   return Object.freeze({

@@ -11,8 +11,9 @@ import { startDynalite, type EmbeddedDynamo } from './embedded/dynalite.js';
 import { createMetrics, type Metrics } from './live/metrics.js';
 import { Notifier } from './live/notifier.js';
 import { TaskEventBus } from './live/task-event-bus.js';
+import { Cleanup } from './lifecycle.js';
 import { createLogger, type Logger } from './logger.js';
-import { PublisherChain, type TaskPublisher } from './tasks/publisher.js';
+import { PublisherChain } from './tasks/publisher.js';
 import { TaskService } from './tasks/task-service.js';
 import { createWorker, type Worker } from './worker/create-worker.js';
 import { exampleHandlers, exampleSubTaskHandlers } from './worker/example-handlers.js';
@@ -63,10 +64,7 @@ export interface Services {
 export async function createServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const { storage } = config;
-  const cleanup: (() => unknown)[] = [];
-  const runCleanup = async () => {
-    for (const step of cleanup.splice(0).reverse()) await step();
-  };
+  const cleanup = new Cleanup();
 
   try {
     let endpoint = storage.mode === 'dynamodb' ? storage.endpoint : undefined;
@@ -105,21 +103,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       alarmTopic: topicOf(snsConfig.alarmTopicArn),
       logger,
     });
-    // The worker publishes coalesced parent events without awaiting them; they are tracked so flush() can.
-    const workerPublishes = new Set<Promise<void>>();
-    const workerPublisher: TaskPublisher = {
-      publish: (change) => {
-        const publishing = notifier.publish(change);
-        workerPublishes.add(publishing);
-        void publishing.catch(() => {}).finally(() => workerPublishes.delete(publishing));
-        return publishing;
-      },
-    };
-    const flushPublishes = async () => {
-      while (workerPublishes.size > 0) await Promise.allSettled(workerPublishes);
-      await notifier.flush();
-    };
-    cleanup.push(flushPublishes);
+    cleanup.push(() => notifier.flush());
 
     const publishers = new PublisherChain([notifier]);
     const tasks = new TaskService({ store, publisher: publishers, logger, retentionDays: config.retentionDays });
@@ -132,7 +116,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       tasks,
       store,
       bus,
-      publisher: workerPublisher,
+      publisher: notifier,
       registry: new HandlerRegistry(
         { ...(workerConfig.exampleHandlers ? exampleHandlers : {}), ...options.handlers },
         { ...(workerConfig.exampleHandlers ? exampleSubTaskHandlers : {}), ...options.subTaskHandlers },
@@ -157,12 +141,12 @@ export async function createServices(config: Config, options: ServiceOptions = {
       snsClient,
       async flush() {
         await worker.stepFunctions.flush();
-        await flushPublishes();
+        await notifier.flush();
       },
-      stop: runCleanup,
+      stop: cleanup.run,
     };
   } catch (error) {
-    await runCleanup();
+    await cleanup.run();
     throw error;
   }
 }

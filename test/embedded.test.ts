@@ -107,5 +107,6 @@ describe('DynamoDB mode', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
     expect(() => loadConfig({ JWT_SECRET: 'short' })).toThrow(/JWT_SECRET/);
     expect(() => loadConfig({ TASK_RETENTION_DAYS: '0' })).toThrow(/TASK_RETENTION_DAYS/);
+    expect(() => loadConfig({ TASK_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/tasks' })).toThrow(/SNS_TOPIC_ARN/);
   });
 });

@@ -1,4 +1,5 @@
 import type { SnsTopic } from '../aws/sns-topic.js';
+import { BackgroundWork } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import type { TaskChange, TaskPublisher } from '../tasks/publisher.js';
 import { alarmOf, notificationOf } from './notification.js';
@@ -21,7 +22,7 @@ export interface NotifierOptions {
  * task fails. SNS latency and outages never slow or fail a mutation.
  */
 export class Notifier implements TaskPublisher {
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly background = new BackgroundWork();
 
   constructor(private readonly options: NotifierOptions) {}
 
@@ -29,21 +30,16 @@ export class Notifier implements TaskPublisher {
     const { table, bus, topic, alarmTopic, logger } = this.options;
     const notification = notificationOf(change, table);
     await bus.dispatch(notification);
-    if (topic) this.track(topic.publish(notification));
+    if (topic) this.background.track(topic.publish(notification));
     if (change.task.status === 'FAILED' && change.previous?.status !== 'FAILED') {
       const alarm = alarmOf(change.task, table);
       logger.warn('task failed', { id: alarm.id, errorMessage: alarm.content.errorMessage });
-      if (alarmTopic) this.track(alarmTopic.publish(alarm));
+      if (alarmTopic) this.background.track(alarmTopic.publish(alarm));
     }
   }
 
   /** Waits for background publishes; called on graceful shutdown. */
-  async flush(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
-  }
-
-  private track(promise: Promise<void>): void {
-    this.inFlight.add(promise);
-    void promise.finally(() => this.inFlight.delete(promise));
+  flush(): Promise<void> {
+    return this.background.drain();
   }
 }

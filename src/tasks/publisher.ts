@@ -17,7 +17,7 @@ export interface TaskPublisher {
   publish(change: TaskChange): Promise<void>;
 }
 
-/** Publishes nowhere; used until a transport is configured. */
+/** Publishes nowhere: for a TaskService that needs no notifications (tests, scripts). */
 export const silentPublisher: TaskPublisher = { publish: async () => {} };
 
 /** Hands each change to every publisher, in order; members can be added after construction (wiring cycles). */

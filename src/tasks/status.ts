@@ -39,6 +39,3 @@ export function assertTransition(from: TaskStatus, to: TaskStatus): void {
     throw new TaskError('INVALID_TRANSITION', `A task cannot move from ${from} to ${to}`, { from, to });
   }
 }
-
-export const isTaskStatus = (value: unknown): value is TaskStatus =>
-  typeof value === 'string' && (TASK_STATUSES as readonly string[]).includes(value);

@@ -30,21 +30,17 @@ export function executionName(parentId: string): string {
   return `${code}-${createHash('sha256').update(parentId).digest('hex').slice(0, 32)}`;
 }
 
-export const STATE_MACHINE_PATH = new URL('../../statemachine/sub-tasks.asl.json', import.meta.url);
-
-/** The shipped Amazon States Language definition. */
-export const loadStateMachineDefinition = (): Record<string, unknown> =>
-  JSON.parse(readFileSync(resolveDefinitionPath(), 'utf8')) as Record<string, unknown>;
-
-/** Works from the source tree (tsx, vitest) and from the build (dist/src/worker → statemachine). */
-function resolveDefinitionPath(): URL {
-  for (const candidate of [STATE_MACHINE_PATH, new URL('../../../statemachine/sub-tasks.asl.json', import.meta.url)]) {
+/** The shipped Amazon States Language definition, from the source tree (tsx, vitest) or the build (dist/src/worker). */
+export function loadStateMachineDefinition(): Record<string, unknown> {
+  const layouts = ['../../statemachine/sub-tasks.asl.json', '../../../statemachine/sub-tasks.asl.json'];
+  for (const path of layouts) {
+    let text: string;
     try {
-      readFileSync(candidate);
-      return candidate;
+      text = readFileSync(new URL(path, import.meta.url), 'utf8');
     } catch {
-      // try the next layout
+      continue; // the other layout
     }
+    return JSON.parse(text) as Record<string, unknown>;
   }
-  return STATE_MACHINE_PATH;
+  throw new Error('statemachine/sub-tasks.asl.json is missing');
 }

@@ -1,4 +1,5 @@
 import { TaskError, notFound } from '../errors.js';
+import { BackgroundWork } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import { parseTaskId, type TaskKey } from '../tasks/keys.js';
 import type { TaskChange, TaskPublisher } from '../tasks/publisher.js';
@@ -25,7 +26,7 @@ export interface ExecutionQueue {
  * and recovers work a dead process left behind.
  */
 export class TaskExecution {
-  private readonly queueing = new Set<Promise<void>>();
+  private readonly queueing = new BackgroundWork();
 
   constructor(
     private readonly deps: {
@@ -44,12 +45,11 @@ export class TaskExecution {
       publish: async (change: TaskChange) => {
         if (!change.created || change.task.parentId) return;
         // In the background: the mutation answers CREATED; the queued change streams to subscribers.
-        const queueing = this.queueNew(change.task)
-          .catch((error) =>
+        this.queueing.track(
+          this.queueNew(change.task).catch((error) =>
             this.deps.logger.error('queueing a new task failed; it is picked up on recovery', { id: change.task.id }, error),
-          )
-          .finally(() => this.queueing.delete(queueing));
-        this.queueing.add(queueing);
+          ),
+        );
       },
     };
   }
@@ -64,8 +64,8 @@ export class TaskExecution {
   }
 
   /** Waits for new tasks being queued (graceful shutdown). */
-  async drain(): Promise<void> {
-    while (this.queueing.size > 0) await Promise.all(this.queueing);
+  drain(): Promise<void> {
+    return this.queueing.drain();
   }
 
   /** Runs what a queue delivered; idempotent, so a redelivered message changes nothing twice. */
