@@ -146,6 +146,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxDepth: integer('MAX_QUERY_DEPTH', 10, 1),
       maxCost: integer('MAX_QUERY_COST', 5000, 1),
       maxAliases: integer('MAX_QUERY_ALIASES', 15, 1),
+      maxTokens: integer('MAX_QUERY_TOKENS', 10_000, 100),
     },
     sns: {
       topicArn,

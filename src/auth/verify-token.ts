@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { unauthenticated } from '../errors.js';
 import { Lru } from '../lru.js';
+import { CODE_PATTERN, CODE_RULE } from '../tasks/limits.js';
 
 export interface AuthConfig {
   /** HS256 shared secret. */
@@ -60,6 +61,10 @@ export function createTokenVerifier(config: AuthConfig): TokenVerifier {
     if (typeof userId !== 'string' || userId === '') throw unauthenticated(`The token has no ${config.claims.user} claim`);
     if (typeof tenantCode !== 'string' || tenantCode === '') {
       throw unauthenticated(`The token has no ${config.claims.tenant} claim`);
+    }
+    // The tenant becomes part of every key: it must be a valid key part, as stated, never trimmed or rewritten.
+    if (!CODE_PATTERN.test(tenantCode)) {
+      throw unauthenticated(`The token ${config.claims.tenant} claim must be ${CODE_RULE}`);
     }
     const identity: Identity = {
       userId,

@@ -1,4 +1,5 @@
 import { badInput } from '../errors.js';
+import { parseTaskId, taskId } from '../tasks/keys.js';
 import type { IndexSpec } from './task-table-schema.js';
 
 /**
@@ -6,6 +7,8 @@ import type { IndexSpec } from './task-table-schema.js';
  * accepted only by a query on the same index and partition, so a cursor taken
  * from one tenant or filter cannot steer a query into another.
  */
+const MAX_CURSOR_LENGTH = 2_048;
+
 interface CursorBody {
   i: string;
   k: Record<string, string | number>;
@@ -25,6 +28,8 @@ export function decodeCursor(
   sortFrom?: string,
 ): Record<string, string | number> {
   const invalid = () => badInput('after is not a cursor of this query', { field: 'after' });
+  // Ours are a few hundred characters: the key of one item.
+  if (cursor.length > MAX_CURSOR_LENGTH) throw invalid();
   let body: CursorBody;
   try {
     body = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as CursorBody;
@@ -43,6 +48,8 @@ export function decodeCursor(
     if (typeof body.k[name] !== wanted) throw invalid();
   }
   if (body.k[index.partitionKey] !== partition) throw invalid();
+  // The item key goes to DynamoDB as ExclusiveStartKey: it must be one of ours, within the key size limits.
+  if (!parseTaskId(taskId(String(body.k.pk), String(body.k.sk)))) throw invalid();
   if (sortFrom !== undefined && (body.k[index.sortKey] as string) < sortFrom) throw invalid();
   return body.k;
 }

@@ -2,7 +2,8 @@ import type { GraphQLError, GraphQLResolveInfo } from 'graphql';
 import { TaskError, quotaExceeded } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createMaskError } from '../server/mask-error.js';
-import { parseTaskId } from '../tasks/keys.js';
+import { parseTaskId, requireTaskId } from '../tasks/keys.js';
+import { checkTaskType } from '../tasks/limits.js';
 import type { Actor, Task } from '../tasks/task.js';
 import { TASK_KINDS } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
@@ -123,9 +124,9 @@ export class LiveTasks {
     if (filter.ids && (filter.ids.length === 0 || filter.ids.length > MAX_IDS)) {
       throw new TaskError('BAD_USER_INPUT', `ids names 1-${MAX_IDS} tasks`, { field: 'ids' });
     }
-    for (const id of [...(filter.ids ?? []), ...(filter.parentId ? [filter.parentId] : [])]) {
-      if (!parseTaskId(id)) throw new TaskError('BAD_USER_INPUT', `${JSON.stringify(id)} is not a task id`, { field: 'ids' });
-    }
+    for (const id of filter.ids ?? []) requireTaskId(id, 'ids');
+    if (filter.parentId) requireTaskId(filter.parentId, 'parentId');
+    if (filter.taskType) checkTaskType(filter.taskType);
     const state = new SubscriptionState(filter, since ? parseSince(since) : undefined);
     return options.socket
       ? this.fast(actor, tenantCode, state, options.socket)

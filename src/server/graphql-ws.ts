@@ -107,10 +107,10 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
         try {
           document = enveloped.parse(payload.query);
         } catch (error) {
-          return [error as GraphQLError];
+          return [maskError(error, 'Unexpected error.', false) as GraphQLError];
         }
         const errors = enveloped.validate(enveloped.schema, document);
-        if (errors.length > 0) return errors;
+        if (errors.length > 0) return errors.map((error: GraphQLError) => maskError(error, 'Unexpected error.', false) as GraphQLError);
         const args: ExecutionArgs = {
           schema: enveloped.schema,
           operationName: payload.operationName,

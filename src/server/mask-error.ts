@@ -22,19 +22,36 @@ export function toGraphQLError(error: TaskError, at?: GraphQLError, withHttpStat
 }
 
 /**
- * Domain errors pass with their code; GraphQL's own errors (syntax, validation)
- * pass as they are; everything else is logged and masked as "Unexpected error.".
+ * Domain errors pass with their code and are logged at info, without a stack:
+ * they are the client's mistakes, not faults. GraphQL's own errors (syntax,
+ * validation, variable coercion, limits) get BAD_USER_INPUT and are logged at
+ * debug. Everything else is logged at error with its stack and masked as
+ * "Unexpected error.".
  */
 export function createMaskError(logger: Logger): MaskError {
   return (error, message, isDev) => {
     const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
     if (original instanceof TaskError) {
+      logger.info('client error', { code: original.code, message: original.message, path: pathOf(error) });
       // Already converted (the context factory does, to keep its HTTP status).
       if (error instanceof GraphQLError && error.extensions.code === original.code) return error;
       return toGraphQLError(original, error instanceof GraphQLError ? error : undefined);
+    }
+    if (error instanceof GraphQLError && (!error.originalError || error.originalError instanceof GraphQLError)) {
+      if (error.extensions.code) return error;
+      logger.debug('invalid request', { message: error.message });
+      return new GraphQLError(error.message, {
+        nodes: error.nodes,
+        source: error.source,
+        positions: error.positions,
+        path: error.path,
+        extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
+      });
     }
     const masked = defaultMaskError(error, message, isDev);
     if (masked !== error) logger.error('unexpected error', error);
     return masked;
   };
 }
+
+const pathOf = (error: unknown) => (error instanceof GraphQLError && error.path ? error.path.join('.') : undefined);

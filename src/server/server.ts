@@ -12,6 +12,7 @@ import type { Logger } from '../logger.js';
 import { enforceBodyLimit } from './body-limit.js';
 import { attachGraphQLWs } from './graphql-ws.js';
 import { createMaskError } from './mask-error.js';
+import { useDocumentLimits } from './use-document-limits.js';
 import { useErrorCodes } from './use-error-codes.js';
 
 export interface ServerLimits {
@@ -19,7 +20,12 @@ export interface ServerLimits {
   maxDepth: number;
   maxCost: number;
   maxAliases: number;
+  /** Lexical tokens in one document: bounds parse and validation work (some validation is quadratic). */
+  maxTokens: number;
 }
+
+/** Deeper than any real operation (selection depth 10, JSON 32 levels) and far short of the parser's stack. */
+const MAX_DOCUMENT_NESTING = 64;
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -63,7 +69,8 @@ export function createServer(options: ServerOptions) {
     schema: options.schema,
     graphqlEndpoint: GRAPHQL_PATH,
     context: options.context,
-    logging: options.logger,
+    // yoga logs every error our masking replaced at error level; the masking itself logs each at its own level.
+    logging: { ...options.logger, error: options.logger.debug },
     maskedErrors: { maskError: createMaskError(options.logger) },
     graphiql: options.graphiql && {
       title: 'Tasks',
@@ -74,7 +81,9 @@ export function createServer(options: ServerOptions) {
       // Report limit violations as validation errors (given a code by useErrorCodes) rather than throwing.
       maxDepthPlugin({ n: options.limits.maxDepth, ...reportAsValidationError }),
       costLimitPlugin({ maxCost: options.limits.maxCost, ...reportAsValidationError }),
-      maxAliasesPlugin({ n: options.limits.maxAliases, ...reportAsValidationError }),
+      // Every alias counts, __typename's too: the default allow-list let 1,000 of them through.
+      maxAliasesPlugin({ n: options.limits.maxAliases, allowList: [], ...reportAsValidationError }),
+      useDocumentLimits({ maxNesting: MAX_DOCUMENT_NESTING, maxTokens: options.limits.maxTokens }),
       useErrorCodes(),
     ],
   });

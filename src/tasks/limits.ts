@@ -6,12 +6,20 @@ export const MAX_SUB_TASKS = 10_000;
 export const MAX_NAME_LENGTH = 256;
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
+/** DynamoDB refuses documents nested deeper than 32 levels. */
+export const MAX_JSON_DEPTH = 32;
 
-const CODE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/**
+ * Tenant codes, task types and id parts: no key separator, no control
+ * characters, and short enough that every key stays far inside DynamoDB's
+ * limits (2,048 bytes for a partition key, 1,024 for a sort key).
+ */
+export const CODE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+export const CODE_RULE = '1-64 characters of A-Z, a-z, 0-9, "_", "." or "-"';
 
 export function checkTaskType(taskType: string): void {
   if (!CODE_PATTERN.test(taskType)) {
-    throw badInput('taskType must be 1-64 characters of A-Z, a-z, 0-9, "_", "." or "-"', {
+    throw badInput(`taskType must be ${CODE_RULE}`, {
       field: 'taskType',
     });
   }
@@ -19,7 +27,7 @@ export function checkTaskType(taskType: string): void {
 
 export function checkTenantCode(tenantCode: string): void {
   if (!CODE_PATTERN.test(tenantCode)) {
-    throw badInput('tenantCode must be 1-64 characters of A-Z, a-z, 0-9, "_", "." or "-"', {
+    throw badInput(`tenantCode must be ${CODE_RULE}`, {
       field: 'tenantCode',
     });
   }
@@ -29,6 +37,39 @@ export function checkName(name: string): void {
   if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
     throw badInput(`name must be 1-${MAX_NAME_LENGTH} characters`, { field: 'name' });
   }
+}
+
+/**
+ * How deeply a JSON value nests (a scalar is 0, `{}` and `[]` are 1), counted
+ * without recursion and only as far as `limit + 1`, so no value a client sends
+ * can exhaust the stack here or in what later walks it.
+ */
+export function jsonDepth(value: unknown, limit = MAX_JSON_DEPTH): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    const level = depth + 1;
+    if (level > deepest) deepest = level;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === 'object') stack.push([child, level]);
+    }
+  }
+  return deepest;
+}
+
+/** A JSON value a client sends: nested at most MAX_JSON_DEPTH levels, then within `limit` bytes serialized. */
+export function checkJson(field: string, value: unknown, limit = MAX_INPUT_BYTES): void {
+  const depth = jsonDepth(value);
+  if (depth > MAX_JSON_DEPTH) {
+    throw badInput(`${field} nests more than ${MAX_JSON_DEPTH} levels deep; DynamoDB stores at most ${MAX_JSON_DEPTH}`, {
+      field,
+      limit: MAX_JSON_DEPTH,
+    });
+  }
+  checkPayloadSize(field, value, limit);
 }
 
 /** Serialized size in bytes, the measure DynamoDB's item limit is close to. */

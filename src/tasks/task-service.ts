@@ -3,8 +3,9 @@ import { monotonicFactory } from 'ulid';
 import { badInput, conflict, notFound, TaskError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { Lru } from '../lru.js';
-import { parseTaskId, taskId, taskPk, taskSk, type ParsedTaskId } from './keys.js';
+import { parseTaskId, requireTaskId, taskId, taskPk, taskSk, type ParsedTaskId } from './keys.js';
 import {
+  checkJson,
   checkName,
   checkPayloadSize,
   checkSubTaskInput,
@@ -180,7 +181,7 @@ export class TaskService {
     const name = request.name ?? request.taskType;
     checkName(name);
     if (request.input === undefined) throw badInput('input is required', { field: 'input' });
-    checkPayloadSize('input', request.input);
+    checkJson('input', request.input);
     if (kind === 'SFN_TASK') checkSubTaskInput(request.input);
     if (kind === 'TASK' && request.failurePolicy) {
       throw badInput('failurePolicy applies to Step Functions tasks only', { field: 'failurePolicy' });
@@ -292,9 +293,7 @@ export class TaskService {
   }
 
   private parseId(id: string): ParsedTaskId {
-    const parsed = parseTaskId(id);
-    if (!parsed) throw badInput(`${JSON.stringify(id)} is not a task id`, { field: 'id' });
-    return parsed;
+    return requireTaskId(id);
   }
 
   private async publish(change: TaskChange): Promise<void> {
@@ -312,6 +311,7 @@ function checkAttributes(value: unknown): TaskAttributes {
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw badInput('attributes must be a JSON object', { field: 'attributes' });
   }
+  checkJson('attributes', value, MAX_ITEM_BYTES);
   return value as TaskAttributes;
 }
 

@@ -1,0 +1,211 @@
+import { beforeAll, describe, expect, test } from 'vitest';
+import { mintToken } from '../src/auth/mint-token.js';
+import { createLogger } from '../src/logger.js';
+import { jsonDepth, MAX_JSON_DEPTH } from '../src/tasks/limits.js';
+import { createMaskError } from '../src/server/mask-error.js';
+import { badInput } from '../src/errors.js';
+import { bracketNesting } from '../src/server/use-document-limits.js';
+import {
+  CREATE_SFN_TASK,
+  CREATE_TASK,
+  GET_TASK,
+  LIST_SUB_TASKS,
+  TEST_SECRET,
+  UPDATE_STATUS,
+  errorCode,
+  startTestApp,
+  type TestApp,
+} from './helpers/app.js';
+
+let app: TestApp;
+beforeAll(async () => {
+  app = await startTestApp();
+});
+
+/** `{ a: { a: ... 1 } }` with `levels` objects, built without recursion. */
+function nested(levels: number, wrap: (inner: unknown) => unknown = (inner) => ({ a: inner })): unknown {
+  let value: unknown = 1;
+  for (let i = 0; i < levels; i++) value = wrap(value);
+  return value;
+}
+
+/** POSTs a raw body: JSON.stringify itself overflows on the deepest values, so those are written as text. */
+async function postRaw(body: string, token: string) {
+  const response = await fetch(app.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body,
+  });
+  return { status: response.status, ...((await response.json()) as { data?: any; errors?: any[] }) };
+}
+
+const CANCEL = `mutation($id: ID!) { cancelTask(id: $id) { id status } }`;
+
+describe('JSON nesting (at most 32 levels, as DynamoDB)', () => {
+  test('jsonDepth counts levels without recursion, stopping past the limit', () => {
+    expect(jsonDepth(1)).toBe(0);
+    expect(jsonDepth({})).toBe(1);
+    expect(jsonDepth([[{ a: [] }]])).toBe(4);
+    expect(jsonDepth(nested(MAX_JSON_DEPTH))).toBe(32);
+    // 100,000 levels: answered at once, past the limit, without a stack overflow.
+    expect(jsonDepth(nested(100_000))).toBe(MAX_JSON_DEPTH + 1);
+  });
+
+  test.each([
+    ['createTask', CREATE_TASK],
+    ['createStepFunctionTask', CREATE_SFN_TASK],
+  ])('%s: input of 32 levels is stored, 33 is BAD_USER_INPUT naming the field, and nothing is written', async (_, mutation) => {
+    const token = await app.token('hostile-depth');
+    // A Step Functions task's input is an array: its elements become sub-task inputs one level shallower.
+    const atLimit = nested(MAX_JSON_DEPTH, (inner) => [inner]);
+    const ok = await app.gql(mutation, { input: { taskType: 'REPORT', input: atLimit } }, token);
+    expect(ok.errors).toBeUndefined();
+
+    const before = await app.itemCount();
+    const over = await app.gql(mutation, { input: { taskType: 'REPORT', input: nested(MAX_JSON_DEPTH + 1, (inner) => [inner]) } }, token);
+    expect(errorCode(over)).toBe('BAD_USER_INPUT');
+    expect(over.errors![0]!.extensions).toMatchObject({ field: 'input', limit: 32 });
+    expect(over.errors![0]!.message).toMatch(/input nests more than 32 levels/);
+    expect(await app.itemCount()).toBe(before);
+  });
+
+  test('updateStatus: attributes of 33 levels are refused and the task is unchanged', async () => {
+    const token = await app.token('hostile-depth');
+    const created = await app.gql(CREATE_TASK, { input: { taskType: 'REPORT', input: {} } }, token);
+    const id = created.data!.createTask.id;
+    const res = await app.gql(UPDATE_STATUS, { input: { id, status: 'PROCESSING', attributes: nested(MAX_JSON_DEPTH + 1) } }, token);
+    expect(errorCode(res)).toBe('BAD_USER_INPUT');
+    expect(res.errors![0]!.extensions).toMatchObject({ field: 'attributes' });
+    const after = await app.gql(GET_TASK, { id }, token);
+    expect(after.data!.task).toMatchObject({ status: 'CREATED', version: 1, attributes: {} });
+  });
+
+  test.each([900, 2_000, 100_000])('a value %i levels deep in variables is BAD_USER_INPUT and the server stays up', async (levels) => {
+    const token = await app.token('hostile-depth');
+    const deep = `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+    const create = await postRaw(
+      `{"query":${JSON.stringify(CREATE_TASK)},"variables":{"input":{"taskType":"REPORT","input":${deep}}}}`,
+      token,
+    );
+    expect(create.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const update = await postRaw(
+      `{"query":${JSON.stringify(UPDATE_STATUS)},"variables":{"input":{"id":"TASK#hostile-depth#REPORT#01ARZ3NDEKTSV4RRFFQ69G5FAV","status":"PROCESSING","attributes":${deep}}}}`,
+      token,
+    );
+    expect(update.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect((await fetch(app.url.replace('/graphql', '/healthz'))).status).toBe(200);
+  });
+
+  test.each([40, 20_000, 100_000])('a query literal nested %i levels is BAD_USER_INPUT', async (levels) => {
+    const token = await app.token('hostile-depth');
+    const literal = `${'{a:'.repeat(levels)}1${'}'.repeat(levels)}`;
+    const res = await app.gql(`mutation { createTask(input: { taskType: "REPORT", input: ${literal} }) { id } }`, {}, token);
+    expect(errorCode(res)).toBe('BAD_USER_INPUT');
+    expect(res.errors![0]!.message).toMatch(/nests more than/);
+  });
+
+  test('bracketNesting ignores brackets in strings, block strings and comments', () => {
+    expect(bracketNesting('{ a(x: "{{{{[[[") { b } }', 10)).toBe(2);
+    expect(bracketNesting('{ a(x: """ {{{ \n ((( """) # {{{{\n }', 10)).toBe(2);
+    expect(bracketNesting('{'.repeat(1000), 64)).toBe(65);
+  });
+});
+
+describe('key parts (1-64 of A-Z a-z 0-9 _ . -)', () => {
+  const long = 'x'.repeat(3_000);
+  const badIds = [
+    ['a 3,000-character type', `TASK#key-parts#${long}#01ARZ3NDEKTSV4RRFFQ69G5FAV`],
+    ['a 3,000-character code', `TASK#key-parts#REPORT#${long}`],
+    ['a 3,000-character tenant', `TASK#${long}#REPORT#01ARZ3NDEKTSV4RRFFQ69G5FAV`],
+    ['a space in the type', 'TASK#key-parts#RE PORT#01ARZ3NDEKTSV4RRFFQ69G5FAV'],
+    ['a NUL in the code', 'TASK#key-parts#REPORT#01ARZ\u0000'],
+    ['an empty part', 'TASK#key-parts##01ARZ3NDEKTSV4RRFFQ69G5FAV'],
+  ];
+
+  test.each(badIds)('%s: BAD_USER_INPUT from task, updateStatus, cancelTask and subTasks', async (_, id) => {
+    const token = await app.token('key-parts');
+    const before = await app.itemCount();
+    for (const [query, variables] of [
+      [GET_TASK, { id }],
+      [UPDATE_STATUS, { input: { id, status: 'PROCESSING' } }],
+      [CANCEL, { id }],
+      [LIST_SUB_TASKS, { parentId: `SFN_${id}` }],
+    ] as const) {
+      const res = await app.gql(query, variables, token);
+      expect(errorCode(res), query).toBe('BAD_USER_INPUT');
+      // The message quotes a bounded prefix of the id, not all of it.
+      expect(res.errors![0]!.message.length).toBeLessThan(300);
+    }
+    expect(await app.itemCount()).toBe(before);
+  });
+
+  test.each([
+    ['3,000 characters', 'x'.repeat(3_000)],
+    ['the key separator', 'a#b'],
+    ['a slash', 'a/b'],
+    ['a NUL', 'a\u0000b'],
+    ['surrounding spaces', ' acme '],
+  ])('a token whose tenant claim has %s is UNAUTHENTICATED with a clear message', async (_, tenantCode) => {
+    const token = await mintToken({ secret: TEST_SECRET, tenantCode, userId: 'u' });
+    const before = await app.itemCount();
+    const res = await app.gql(CREATE_TASK, { input: { taskType: 'REPORT', input: {} } }, token);
+    expect(errorCode(res)).toBe('UNAUTHENTICATED');
+    expect(res.errors![0]!.message).toMatch(/custom:tenant claim must be 1-64 characters/);
+    expect(await app.itemCount()).toBe(before);
+  });
+
+  test('a forged page cursor naming an oversized key is BAD_USER_INPUT', async () => {
+    const token = await app.token('key-parts');
+    const forge = (k: Record<string, string>) =>
+      Buffer.from(JSON.stringify({ i: 'byTenantCreated', k })).toString('base64url');
+    const listed = await app.gql(`query { tasks(first: 1) { pageInfo { endCursor } } }`, {}, token);
+    expect(listed.errors).toBeUndefined();
+    const cursor = forge({ pk: 'TASK#key-parts', sk: `REPORT#${'x'.repeat(3_000)}`, tenantPk: 'TASK#key-parts', code: 'x' });
+    const res = await app.gql(`query($after: String) { tasks(after: $after) { edges { cursor } } }`, { after: cursor }, token);
+    expect(errorCode(res)).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('query documents', () => {
+  test('aliases of __typename count toward the alias limit', async () => {
+    const res = await app.gql(`query { ${Array.from({ length: 1_000 }, (_, i) => `a${i}: __typename`).join(' ')} }`);
+    expect(errorCode(res)).toBe('BAD_USER_INPUT');
+    expect(res.errors![0]!.message).toMatch(/Aliases limit of 15/);
+  });
+
+  test('a document over MAX_QUERY_TOKENS is refused as a syntax error, before validation', async () => {
+    const res = await app.gql(`query { ${'__typename '.repeat(20_000)} }`);
+    expect(errorCode(res)).toBe('GRAPHQL_PARSE_FAILED');
+    expect(res.errors![0]!.message).toMatch(/more that 10000 tokens/);
+  });
+
+  test('a variable of the wrong type has a code', async () => {
+    const res = await app.gql(`query($s: TaskStatus) { tasks(filter: { status: $s }) { edges { cursor } } }`, { s: 'NOPE' });
+    expect(errorCode(res)).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('logs', () => {
+  test('client errors are info without a stack; unexpected errors are error with one', () => {
+    const lines: any[] = [];
+    const mask = createMaskError(createLogger('debug', (line) => lines.push(JSON.parse(line))));
+    mask(badInput('first must be between 1 and 100', { field: 'first' }), 'Unexpected error.', false);
+    mask(new Error('socket hang up'), 'Unexpected error.', false);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ level: 'info', msg: 'client error', data: [{ code: 'BAD_USER_INPUT' }] });
+    expect(JSON.stringify(lines[0])).not.toMatch(/stack/);
+    expect(lines[1]).toMatchObject({ level: 'error', msg: 'unexpected error', data: [{ message: 'socket hang up' }] });
+    expect(lines[1].data[0].stack).toMatch(/socket hang up/);
+  });
+
+  test('LOG_LEVEL=warn: a run of bad requests logs nothing', async () => {
+    const lines: string[] = [];
+    const warnApp = await startTestApp({}, { logger: createLogger('warn', (line) => lines.push(line)) });
+    const token = await warnApp.token('quiet');
+    await warnApp.gql(GET_TASK, { id: 'nope' }, token);
+    await warnApp.gql(UPDATE_STATUS, { input: { id: 'TASK#quiet#REPORT#01ARZ3NDEKTSV4RRFFQ69G5FAV', status: 'PROCESSING' } }, token);
+    await warnApp.gql(`query { nope }`, {}, token);
+    await warnApp.gql(GET_TASK, { id: 'x' }, null);
+    expect(lines).toEqual([]);
+  });
+});
