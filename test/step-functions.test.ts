@@ -572,6 +572,7 @@ describe('the shipped state machine', () => {
       settings: { workerId: 'test', leaseMs: 30_000, progressIntervalMs: 500, singleProcess: true },
       maxConcurrency: 4,
       coalesceMs: 0,
+      redeliver: async () => {},
     });
     expect(await stepFunctions.start(parent)).toEqual({ done: true });
 

@@ -10,15 +10,25 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { conflict } from '../errors.js';
 import { SEPARATOR, kindOfPk, parseTaskId, taskId, type TaskKey } from '../tasks/keys.js';
-import type { IdempotencyRecord, Page, SubTaskCountDelta, TaskListQuery, TaskStore, UpdateCondition } from '../tasks/task-store.js';
+import type {
+  IdempotencyRecord,
+  Page,
+  SubTaskCountDelta,
+  SubTaskCounts,
+  TaskListQuery,
+  TaskStore,
+  UpdateCondition,
+} from '../tasks/task-store.js';
 import type { Task, TaskAttributes } from '../tasks/task.js';
-import type { TaskStatus } from '../tasks/status.js';
+import { TERMINAL_STATUSES, type TaskStatus } from '../tasks/status.js';
+import { PENDING_SWEEP } from '../tasks/sub-tasks.js';
 import { LIST_PARTITION_ATTRIBUTES, SUB_TASK_INDEX, listIndex, type IndexSpec, type ListFacet } from './task-table-schema.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 
 type Item = Record<string, unknown>;
 
 const BATCH_WRITE_SIZE = 25;
+const TERMINAL_VALUES = Object.fromEntries(TERMINAL_STATUSES.map((status, i) => [`:terminal${i}`, status]));
 const IDEMPOTENCY_PREFIX = 'IDEMPOTENCY';
 
 /** Index partition values of a top-level task; sub-tasks carry none, which keeps the list indexes sparse. */
@@ -230,8 +240,13 @@ export class DynamoTaskStore implements TaskStore {
       ['subTaskSucceedCount', delta.succeeded],
       ['subTaskFailedCount', delta.failed],
     ];
-    const names: Record<string, string> = { '#attributes': 'attributes', '#version': 'version', '#updatedAt': 'updatedAt' };
-    const values: Record<string, unknown> = { ':one': 1, ':updatedAt': updatedAt };
+    const names: Record<string, string> = {
+      '#attributes': 'attributes',
+      '#version': 'version',
+      '#updatedAt': 'updatedAt',
+      '#status': 'status',
+    };
+    const values: Record<string, unknown> = { ':one': 1, ':updatedAt': updatedAt, ...TERMINAL_VALUES };
     const additions = ['#version :one'];
     counters.forEach(([name, by], i) => {
       if (!by) return;
@@ -239,29 +254,66 @@ export class DynamoTaskStore implements TaskStore {
       values[`:c${i}`] = by;
       additions.push(`#attributes.#c${i} :c${i}`);
     });
+    try {
+      const { Attributes } = await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: parent.pk, sk: parent.sk },
+          UpdateExpression: `SET #updatedAt = :updatedAt ADD ${additions.join(', ')}`,
+          // A terminal parent's counters are final: set from a recount by whoever ended it.
+          ConditionExpression: `attribute_exists(pk) AND NOT #status IN (${Object.keys(TERMINAL_VALUES).join(', ')})`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return fromItem(Attributes!);
+    } catch (error) {
+      if (isConditionFailure(error)) throw conflict(`Task ${taskId(parent.pk, parent.sk)} has ended; its counters are final`);
+      throw error;
+    }
+  }
+
+  async finishSweep(parent: TaskKey, counts: SubTaskCounts, updatedAt: string): Promise<Task> {
     const { Attributes } = await this.db.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: { pk: parent.pk, sk: parent.sk },
-        UpdateExpression: `SET #updatedAt = :updatedAt ADD ${additions.join(', ')}`,
+        UpdateExpression:
+          'SET #updatedAt = :updatedAt, #attributes.#running = :running, #attributes.#succeeded = :succeeded, ' +
+          '#attributes.#failed = :failed REMOVE #attributes.#sweep ADD #version :one',
         ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
+        ExpressionAttributeNames: {
+          '#updatedAt': 'updatedAt',
+          '#attributes': 'attributes',
+          '#running': 'subTaskRunningCount',
+          '#succeeded': 'subTaskSucceedCount',
+          '#failed': 'subTaskFailedCount',
+          '#sweep': PENDING_SWEEP,
+          '#version': 'version',
+        },
+        ExpressionAttributeValues: {
+          ':updatedAt': updatedAt,
+          ':running': counts.running,
+          ':succeeded': counts.succeeded,
+          ':failed': counts.failed,
+          ':one': 1,
+        },
         ReturnValues: 'ALL_NEW',
       }),
     );
     return fromItem(Attributes!);
   }
 
-  async *scanByStatus(statuses: readonly TaskStatus[]): AsyncIterable<Task> {
+  async *scanUnfinished(statuses: readonly TaskStatus[]): AsyncIterable<Task> {
     const values = Object.fromEntries(statuses.map((status, i) => [`:s${i}`, status]));
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.db.send(
         new ScanCommand({
           TableName: this.tableName,
-          FilterExpression: `#status IN (${Object.keys(values).join(', ')})`,
-          ExpressionAttributeNames: { '#status': 'status' },
+          FilterExpression: `#status IN (${Object.keys(values).join(', ')}) OR attribute_exists(#attributes.#sweep)`,
+          ExpressionAttributeNames: { '#status': 'status', '#attributes': 'attributes', '#sweep': PENDING_SWEEP },
           ExpressionAttributeValues: values,
           ExclusiveStartKey: startKey,
         }),

@@ -31,6 +31,8 @@ export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = 
 
 export const isTerminal = (status: TaskStatus): boolean => TRANSITIONS[status].length === 0;
 
+export const TERMINAL_STATUSES: readonly TaskStatus[] = TASK_STATUSES.filter(isTerminal);
+
 export const canTransition = (from: TaskStatus, to: TaskStatus): boolean =>
   TRANSITIONS[from].includes(to);
 

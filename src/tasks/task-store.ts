@@ -23,10 +23,16 @@ export interface TaskStore {
   /**
    * Atomically adds to a Step Functions task's sub-task counters (and bumps its
    * version); returns the task after the change. Safe under any concurrency.
+   * CONFLICT once the task is terminal: its counters are then final.
    */
   addSubTaskCounts(parent: TaskKey, delta: SubTaskCountDelta, updatedAt: string): Promise<Task>;
-  /** Every task in one of these statuses, across tenants: crash recovery of the embedded default. */
-  scanByStatus(statuses: readonly TaskStatus[]): AsyncIterable<Task>;
+  /** Sets a terminal Step Functions task's final counters (from a recount) and removes its pending-sweep mark. */
+  finishSweep(parent: TaskKey, counts: SubTaskCounts, updatedAt: string): Promise<Task>;
+  /**
+   * Every task in one of these statuses, or with a pending sweep, across
+   * tenants: crash recovery of the embedded default.
+   */
+  scanUnfinished(statuses: readonly TaskStatus[]): AsyncIterable<Task>;
   /**
    * Claims an idempotency key for a tenant. Returns undefined when this call
    * claimed it, or the live record a previous call left.
@@ -42,6 +48,12 @@ export interface SubTaskCountDelta {
   running?: number;
   succeeded?: number;
   failed?: number;
+}
+
+export interface SubTaskCounts {
+  running: number;
+  succeeded: number;
+  failed: number;
 }
 
 export interface TaskListQuery {

@@ -54,6 +54,7 @@ export function createWorker(deps: WorkerDependencies) {
     settings,
     maxConcurrency: config.stepFunctionsConcurrency,
     coalesceMs: config.parentEventWindowMs,
+    redeliver: (parent, delayMs) => queue.enqueue(parent, delayMs),
   });
 
   let execution!: TaskExecution;

@@ -2,10 +2,10 @@ import type { Logger } from '../logger.js';
 import { parseTaskId, subTaskSk, type TaskKey } from '../tasks/keys.js';
 import type { TaskPublisher } from '../tasks/publisher.js';
 import { isTerminal } from '../tasks/status.js';
-import { subTasksOf } from '../tasks/sub-tasks.js';
-import type { Task } from '../tasks/task.js';
+import { pendingSweepOf, PENDING_SWEEP, subTasksOf } from '../tasks/sub-tasks.js';
+import type { Actor, Task } from '../tasks/task.js';
 import { FAILURE_POLICIES, type FailurePolicy, type TaskService } from '../tasks/task-service.js';
-import type { SubTaskCountDelta, TaskStore } from '../tasks/task-store.js';
+import type { SubTaskCountDelta, SubTaskCounts, TaskStore } from '../tasks/task-store.js';
 import { TaskError } from '../errors.js';
 import { ClaimedRun, LostRunError, leaseOf } from './claimed-run.js';
 import type { HandlerRegistry } from './handlers.js';
@@ -19,6 +19,9 @@ export class SubTaskBusyError extends Error {
 }
 
 const PAGE = 100;
+const NOT_RUN = { code: 'NOT_RUN', message: 'the execution ended before this sub-task ran' };
+/** Races lost while failing one sub-task (to heartbeats, progress) before giving up on it for now. */
+const MAX_FAIL_ATTEMPTS = 10;
 
 /**
  * Step Functions tasks: fan the parent's input out into sub-tasks, run each
@@ -31,6 +34,14 @@ const PAGE = 100;
  * many sub-task changes). The parent settles once its counters agree with a
  * recount of the sub-tasks; at the end of the execution a difference (a
  * batch lost with its process) is repaired from that recount.
+ *
+ * Ending a parent early (cancelTask, FAIL_FAST) is a sweep: the terminal status
+ * and a pending-sweep mark are written first, in one write; then every
+ * unfinished sub-task is failed and the final counters are set from a
+ * recount, which removes the mark. Counter additions to a terminal parent are
+ * refused, so the recount is final. A sweep is idempotent; one a crash cut
+ * short is finished by the next delivery of the parent (a safety-net message,
+ * recovery at start) or by cancelTask again.
  */
 export class StepFunctionTasks {
   /** Counter changes not yet written, by parent id: summed over a short window, then one atomic ADD. */
@@ -53,14 +64,23 @@ export class StepFunctionTasks {
       maxConcurrency: number;
       /** Parent counter changes within this window go out as one event. */
       coalesceMs: number;
+      /** Delivers the parent to `start` again after a delay: the safety net that finishes a sweep cut short. */
+      redeliver: (parent: Task, delayMs: number) => Promise<void>;
     },
   ) {}
 
-  /** Starts a queued Step Functions task: PROCESSING, sub-tasks written, execution started. Idempotent. */
+  /**
+   * Starts a queued Step Functions task: PROCESSING, sub-tasks written,
+   * execution started. Idempotent. An ended one whose sweep is unfinished is swept.
+   */
   async start(key: TaskKey): Promise<RunOutcome> {
     const { tasks, store, executions } = this.deps;
     let parent = await store.get(key);
-    if (!parent || isTerminal(parent.status) || parent.parentId || parent.kind !== 'SFN_TASK') return { done: true };
+    if (!parent || parent.parentId || parent.kind !== 'SFN_TASK') return { done: true };
+    if (isTerminal(parent.status)) {
+      if (needsSweep(parent)) await this.sweep(parent);
+      return { done: true };
+    }
     if (!this.deps.registry.canRun(parent)) return { done: true };
     const actor = workerActor(parent);
     const inputs = Array.isArray(parent.input) ? parent.input : [];
@@ -89,8 +109,14 @@ export class StepFunctionTasks {
         });
       }
     } catch (error) {
-      if (error instanceof TaskError && error.code === 'CONFLICT') return { done: false, retryInMs: 0 };
-      throw error;
+      if (!(error instanceof TaskError && error.code === 'CONFLICT')) throw error;
+      // Ended while the sub-tasks were being written: those written after its sweep looked are swept now.
+      const ended = await store.get(key);
+      if (ended && isTerminal(ended.status)) {
+        await this.sweep(ended);
+        return { done: true };
+      }
+      return { done: false, retryInMs: 0 };
     }
     await executions.start(executionName(parent.id), {
       parentId: parent.id,
@@ -115,7 +141,8 @@ export class StepFunctionTasks {
     if (!sub || !parent) throw new Error(`sub-task ${index} of ${parentId} does not exist`);
     if (isTerminal(sub.status)) return { index, status: sub.status };
     if (isTerminal(parent.status)) {
-      await this.cancelSubTask(sub, { code: 'CANCELLED', message: `parent ${parent.status}` });
+      // The parent's sweep counts it.
+      await this.failUnfinished(sub, pendingSweepOf(parent) ?? { code: 'CANCELLED', message: `parent ${parent.status}` });
       return { index, status: 'FAILED' };
     }
     const lease = leaseOf(sub);
@@ -175,7 +202,7 @@ export class StepFunctionTasks {
     if (executionEnded) await this.flushCounts(parentId);
     let parent = await this.deps.store.get(parsed);
     if (!parent || isTerminal(parent.status)) return parent;
-    const counts = await this.recount(parent, executionEnded);
+    const counts = await this.recount(parent, executionEnded ? NOT_RUN : undefined);
     if (counts.open > 0) return parent;
     const delta = {
       running: counts.running - Number(parent.attributes.subTaskRunningCount ?? 0),
@@ -184,7 +211,9 @@ export class StepFunctionTasks {
     };
     if (delta.running || delta.succeeded || delta.failed) {
       if (!executionEnded) return parent;
-      parent = await this.addCounts(parent, delta);
+      const repaired = await this.addCounts(parent, delta);
+      if (!repaired) return this.deps.store.get(parsed); // ended meanwhile: its sweep set the counters
+      parent = repaired;
     }
     const failed = counts.failed > 0 && policyOf(parent) !== 'CONTINUE';
     try {
@@ -203,29 +232,49 @@ export class StepFunctionTasks {
     }
   }
 
-  /** Cancels a parent's unfinished sub-tasks (cancelTask, FAIL_FAST) and stops its execution. */
-  async cancelSubTasks(parent: Task, error: Record<string, unknown>): Promise<void> {
-    await this.deps.executions.stop(executionName(parent.id), String(error.code ?? 'CANCELLED'));
-    for await (const sub of this.subTasks(parent)) {
-      if (!isTerminal(sub.status)) await this.cancelSubTask(sub, error);
-    }
+  /**
+   * Ends a parent early (cancelTask, FAIL_FAST): FAILED with `attributes`
+   * (its error) and the pending sweep in one write, then swept. `subTaskError`
+   * is what each unfinished sub-task gets. Status-pinned, like any unpinned
+   * update: INVALID_TRANSITION when it had already ended.
+   */
+  async end(actor: Actor, parent: Task, attributes: Record<string, unknown>, subTaskError: Record<string, unknown>): Promise<Task> {
+    const ended = await this.deps.tasks.updateStatus(actor, {
+      id: parent.id,
+      status: 'FAILED',
+      attributes: { ...attributes, [PENDING_SWEEP]: subTaskError },
+    });
+    await this.deps.redeliver(ended, this.deps.settings.leaseMs);
+    return this.sweep(ended);
   }
 
-  /** Fails one unfinished sub-task and counts it; a concurrent finish wins and counts instead. */
-  async cancelSubTask(sub: Task, error: Record<string, unknown>): Promise<void> {
-    try {
-      await this.deps.tasks.updateStatus(workerActor(sub), {
-        id: sub.id,
-        status: 'FAILED',
-        expectedVersion: sub.version,
-        attributes: { error, lease: null },
-      });
-    } catch (caught) {
-      if (caught instanceof TaskError && (caught.code === 'CONFLICT' || caught.code === 'INVALID_TRANSITION')) return;
-      throw caught;
+  /**
+   * Finishes the sweep of an ended parent: its execution stopped, every
+   * unfinished sub-task failed, the final counters set from a recount and the
+   * pending-sweep mark removed. Idempotent, and safe beside another sweep of
+   * the same parent.
+   */
+  async sweep(parent: Task): Promise<Task> {
+    const error = pendingSweepOf(parent) ?? { code: 'CANCELLED', message: `parent ${parent.status}` };
+    await this.deps.executions.stop(executionName(parent.id), String(error.code ?? 'CANCELLED'));
+    if (typeof parent.attributes.subTaskCount === 'number' && !parent.attributes.subTasksWritten) {
+      // Started, its sub-tasks perhaps partly written and none run: write them all, already failed.
+      await this.deps.store.putSubTasks(subTasksOf(parent).map((sub) => ({ ...sub, status: 'FAILED', attributes: { error } })));
     }
+    this.dropPendingCounts(parent.id);
+    const counts = await this.recount(parent, error);
+    if (counts.open > 0) throw new Error(`${counts.open} sub-tasks of ${parent.id} could not be failed; the sweep is retried`);
+    const after = await this.deps.store.finishSweep(parent, counts, new Date().toISOString());
+    await this.deps.publisher.publish({ task: after });
+    return after;
+  }
+
+  /** Fails one unfinished sub-task (cancelTask on a sub-task) and counts it; a concurrent finish wins and counts instead. */
+  async cancelSubTask(sub: Task, error: Record<string, unknown>): Promise<void> {
+    const { failedFrom: before } = await this.failUnfinished(sub, error);
+    if (!before) return;
     const parent = await this.deps.store.get(parseTaskId(sub.parentId!)!);
-    if (parent) this.count(parent, { running: sub.status === 'PROCESSING' ? -1 : 0, failed: 1 });
+    if (parent) this.count(parent, { running: before.status === 'PROCESSING' ? -1 : 0, failed: 1 });
   }
 
   /** Aborts this process's run of a sub-task (it was cancelled). */
@@ -248,55 +297,77 @@ export class StepFunctionTasks {
       const { delta } = pending;
       if (!delta.running && !delta.succeeded && !delta.failed) continue;
       const after = await this.addCounts(pending.parent, delta);
-      if (!isTerminal(after.status) && doneCount(after) >= Number(after.attributes.subTaskCount ?? 0)) {
+      if (after && !isTerminal(after.status) && doneCount(after) >= Number(after.attributes.subTaskCount ?? 0)) {
         await this.settle(after.id, false);
       }
     }
   }
 
-  /** The first failure under FAIL_FAST: the parent fails, the execution stops, unstarted sub-tasks are cancelled. */
+  /** The first failure under FAIL_FAST: the parent fails, the execution stops, unfinished sub-tasks are failed. */
   private async failFast(parent: Task, failedSub: Task): Promise<void> {
-    const error = { code: 'SUB_TASK_FAILED', message: `sub-task ${failedSub.subTaskIndex} failed` };
     try {
-      await this.deps.tasks.updateStatus(workerActor(parent), { id: parent.id, status: 'FAILED', attributes: { error } });
+      await this.end(
+        workerActor(parent),
+        parent,
+        { error: { code: 'SUB_TASK_FAILED', message: `sub-task ${failedSub.subTaskIndex} failed` } },
+        { code: 'CANCELLED', message: 'FAIL_FAST: another sub-task failed' },
+      );
     } catch (caught) {
-      // Another failure (or a cancel) got there first.
+      // Another failure (or a cancel) ended it first, and sweeps it.
       if (!(caught instanceof TaskError && (caught.code === 'CONFLICT' || caught.code === 'INVALID_TRANSITION'))) throw caught;
     }
-    await this.cancelSubTasks(parent, { code: 'CANCELLED', message: 'FAIL_FAST: another sub-task failed' });
   }
 
-  private async recount(parent: Task, failUnstarted: boolean) {
-    const counts = { running: 0, succeeded: 0, failed: 0, open: 0, total: 0 };
-    for await (const sub of this.subTasks(parent)) {
-      let status = sub.status;
-      if (failUnstarted && !isTerminal(status)) {
-        await this.deps.tasks
-          .updateStatus(workerActor(sub), {
-            id: sub.id,
-            status: 'FAILED',
-            expectedVersion: sub.version,
-            attributes: { error: { code: 'NOT_RUN', message: 'the execution ended before this sub-task ran' }, lease: null },
-          })
-          .catch(() => {});
-        status = (await this.deps.store.get(sub))?.status ?? status;
+  /**
+   * Fails an unfinished sub-task, pinned to the version read; after losing a
+   * race it reads again, until the sub-task is terminal. Returns its final
+   * status, and the sub-task as this call found it when this call failed it.
+   */
+  private async failUnfinished(
+    sub: Task,
+    error: Record<string, unknown>,
+  ): Promise<{ status: Task['status']; failedFrom?: Task }> {
+    let current: Task | undefined = sub;
+    for (let attempt = 0; current && !isTerminal(current.status); attempt++) {
+      try {
+        await this.deps.tasks.updateStatus(
+          workerActor(current),
+          { id: current.id, status: 'FAILED', expectedVersion: current.version, attributes: { error, lease: null } },
+          current,
+        );
+        return { status: 'FAILED', failedFrom: current };
+      } catch (caught) {
+        if (!(caught instanceof TaskError && caught.code === 'CONFLICT') || attempt >= MAX_FAIL_ATTEMPTS) throw caught;
       }
-      counts.total++;
-      if (status === 'COMPLETED') counts.succeeded++;
-      else if (status === 'FAILED') counts.failed++;
-      else {
-        counts.open++;
-        if (status === 'PROCESSING') counts.running++;
+      current = await this.deps.store.get(current);
+    }
+    return { status: current?.status ?? sub.status };
+  }
+
+  /** Counts the sub-tasks by status; with `failWith`, fails the unfinished ones first (a page at a time, concurrently). */
+  private async recount(parent: Task, failWith?: Record<string, unknown>): Promise<SubTaskCounts & { open: number }> {
+    const counts = { running: 0, succeeded: 0, failed: 0, open: 0 };
+    for await (const page of this.subTaskPages(parent)) {
+      const statuses = await Promise.all(
+        page.map(async (sub) => (failWith && !isTerminal(sub.status) ? (await this.failUnfinished(sub, failWith)).status : sub.status)),
+      );
+      for (const status of statuses) {
+        if (status === 'COMPLETED') counts.succeeded++;
+        else if (status === 'FAILED') counts.failed++;
+        else {
+          counts.open++;
+          if (status === 'PROCESSING') counts.running++;
+        }
       }
     }
     return counts;
   }
 
-  private async *subTasks(parent: Task): AsyncGenerator<Task> {
+  private async *subTaskPages(parent: Task): AsyncGenerator<Task[]> {
     let after: string | undefined;
     do {
       const page = await this.deps.store.listSubTasks(parent.id, PAGE, after);
-      for (const edge of page.edges) yield edge.node;
+      yield page.edges.map((edge) => edge.node);
       after = page.pageInfo.hasNextPage ? (page.pageInfo.endCursor ?? undefined) : undefined;
     } while (after);
   }
@@ -322,10 +393,25 @@ export class StepFunctionTasks {
     pending.delta.failed += delta.failed ?? 0;
   }
 
-  private async addCounts(parent: TaskKey, delta: SubTaskCountDelta): Promise<Task> {
-    const after = await this.deps.store.addSubTaskCounts(parent, delta, new Date().toISOString());
+  /** Undefined when the parent has ended: its counters were set by the recount that ended it. */
+  private async addCounts(parent: TaskKey, delta: SubTaskCountDelta): Promise<Task | undefined> {
+    let after: Task;
+    try {
+      after = await this.deps.store.addSubTaskCounts(parent, delta, new Date().toISOString());
+    } catch (error) {
+      if (error instanceof TaskError && error.code === 'CONFLICT') return undefined;
+      throw error;
+    }
     await this.deps.publisher.publish({ task: after });
     return after;
+  }
+
+  /** Counter changes of an ended parent would be refused: its sweep counts everything. */
+  private dropPendingCounts(parentId: string): void {
+    const pending = this.pendingCounts.get(parentId);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    this.pendingCounts.delete(parentId);
   }
 }
 
@@ -333,6 +419,11 @@ export const policyOf = (parent: Task): FailurePolicy =>
   (FAILURE_POLICIES as readonly string[]).includes(String(parent.attributes.failurePolicy))
     ? (parent.attributes.failurePolicy as FailurePolicy)
     : 'CONTINUE';
+
+/** A terminal parent whose sweep did not finish: marked, or (data from before sweeps were marked) counted short. */
+export const needsSweep = (parent: Task): boolean =>
+  pendingSweepOf(parent) !== undefined ||
+  (typeof parent.attributes.subTaskCount === 'number' && doneCount(parent) < parent.attributes.subTaskCount);
 
 const doneCount = (parent: Task) =>
   Number(parent.attributes.subTaskSucceedCount ?? 0) + Number(parent.attributes.subTaskFailedCount ?? 0);

@@ -7,7 +7,7 @@ import { assertTransition, isTerminal } from '../tasks/status.js';
 import type { Actor, Task } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
 import type { TaskStore } from '../tasks/task-store.js';
-import type { StepFunctionTasks } from './step-function-tasks.js';
+import { needsSweep, type StepFunctionTasks } from './step-function-tasks.js';
 import type { RunOutcome, TaskRunner } from './task-runner.js';
 import { workerActor } from './task-runner.js';
 
@@ -78,12 +78,15 @@ export class TaskExecution {
   /**
    * cancelTask: FAILED with `error: { code: 'CANCELLED', by }`, with its
    * unfinished sub-tasks; a running handler's AbortSignal fires; a running
-   * execution is stopped.
+   * execution is stopped. A Step Functions task that has ended with sub-tasks
+   * still unfinished (a sweep a crash cut short) is swept again.
    */
   async cancel(actor: Actor, id: string): Promise<Task> {
     const { tasks, stepFunctions } = this.deps;
     const current = await tasks.getTask(actor, id);
     if (!current) throw notFound(`Task ${id} not found`);
+    const isParent = current.kind === 'SFN_TASK' && !current.parentId;
+    if (isParent && isTerminal(current.status) && needsSweep(current)) return stepFunctions.sweep(current);
     assertTransition(current.status, 'FAILED');
     const error = { code: 'CANCELLED', by: actor.userId, message: 'Cancelled' };
     let cancelled: Task;
@@ -92,12 +95,10 @@ export class TaskExecution {
       await stepFunctions.flushCounts(current.parentId); // the caller sees the parent's counters move
       cancelled = (await tasks.getTask(actor, id))!;
       if (cancelled.status !== 'FAILED') throw new TaskError('CONFLICT', `Task ${id} finished before it could be cancelled`);
+    } else if (isParent) {
+      cancelled = await stepFunctions.end(actor, current, { error, lease: null }, error);
     } else {
       cancelled = await tasks.updateStatus(actor, { id, status: 'FAILED', attributes: { error, lease: null } });
-      if (cancelled.kind === 'SFN_TASK') {
-        await stepFunctions.cancelSubTasks(cancelled, error);
-        await stepFunctions.flushCounts(cancelled.id);
-      }
     }
     this.deps.runner.abort(id);
     stepFunctions.abort(id);
@@ -113,12 +114,13 @@ export class TaskExecution {
 
   /**
    * Embedded default, at start: queue again what a dead process left CREATED,
-   * QUEUED, ERRORED or PROCESSING (its leases are void: one process per data directory).
+   * QUEUED, ERRORED or PROCESSING (its leases are void: one process per data
+   * directory), and Step Functions tasks whose sweep it did not finish.
    */
   async recover(): Promise<number> {
     let count = 0;
-    for await (const task of this.deps.store.scanByStatus(['CREATED', 'QUEUED', 'ERRORED', 'PROCESSING'])) {
-      if (task.parentId || isTerminal(task.status)) continue;
+    for await (const task of this.deps.store.scanUnfinished(['CREATED', 'QUEUED', 'ERRORED', 'PROCESSING'])) {
+      if (task.parentId || (isTerminal(task.status) && !needsSweep(task))) continue;
       if (task.status === 'CREATED') await this.queueNew(task).catch(() => {});
       else await this.deps.queue.enqueue(task);
       count++;
