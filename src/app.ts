@@ -85,6 +85,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         },
         logger,
         onRejected: (reason) => metrics.notificationsRejected.inc({ reason }),
+        maxMessageAgeMs: snsConfig.maxMessageAgeMs,
         ...options.snsEndpoint,
       });
     }
@@ -101,6 +102,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       keepAliveMs: config.live.keepAliveMs,
       routes,
       graphiql: config.graphiql && { headers: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
+      shutdownGraceMs: workerConfig.shutdownGraceMs,
     });
     const running = await server.start();
     cleanup.push(() => running.stop());

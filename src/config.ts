@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { AuthConfig } from './auth/verify-token.js';
+import { StartupError } from './lifecycle.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 import type { ServerLimits } from './server/server.js';
 
@@ -20,6 +21,8 @@ export interface SnsConfig {
   publicUrl?: string;
   /** Taken from the topic ARN unless AWS_REGION says otherwise. */
   region?: string;
+  /** `/sns` refuses messages signed longer ago than this, and remembers MessageIds this long. */
+  maxMessageAgeMs: number;
 }
 
 export interface LiveConfig {
@@ -71,7 +74,7 @@ export interface Config {
   logLevel: LogLevel;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends StartupError {
   override name = 'ConfigError';
 }
 
@@ -153,6 +156,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       alarmTopicArn: text('SNS_ALARM_TOPIC_ARN'),
       publicUrl: publicUrl?.replace(/\/+$/, ''),
       region: text('AWS_REGION') ?? arnRegion(topicArn) ?? arnRegion(text('SNS_ALARM_TOPIC_ARN')),
+      maxMessageAgeMs: integer('SNS_MAX_MESSAGE_AGE_SECONDS', 3600, 60) * 1000,
     },
     live: {
       maxQueuedEvents: integer('MAX_QUEUED_EVENTS', 1000, 1),

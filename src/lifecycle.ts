@@ -1,3 +1,11 @@
+/**
+ * A reason the service cannot start that the operator can fix (a port in use,
+ * an unusable data directory): printed as one line, without a stack.
+ */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
 /** Steps that undo what was started, run once, in reverse order (a later part may depend on an earlier one). */
 export class Cleanup {
   private steps: (() => unknown)[] = [];

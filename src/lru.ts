@@ -1,6 +1,7 @@
 /**
  * A Map that forgets its least recently set entries past `capacity`, and
- * optionally entries older than `ttlMs`. Used where "seen recently" must stay
+ * optionally entries older than `ttlMs` (dropped as newer ones are set, so
+ * memory follows the recent rate, not the total). Used where "seen recently" must stay
  * bounded: SNS message ids, delivered versions per task.
  */
 export class Lru<K, V> {
@@ -27,9 +28,15 @@ export class Lru<K, V> {
   }
 
   set(key: K, value: V): void {
+    const now = this.now();
     this.entries.delete(key);
-    this.entries.set(key, { value, at: this.now() });
+    this.entries.set(key, { value, at: now });
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as K);
+    // Entries are in the order they were set: expired ones are at the front.
+    for (const [oldest, entry] of this.entries) {
+      if (now - entry.at <= this.ttlMs) break;
+      this.entries.delete(oldest);
+    }
   }
 
   delete(key: K): void {

@@ -1,6 +1,6 @@
 import { startApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
-import { MissingTableError } from './aws/task-table.js';
+import { loadConfig } from './config.js';
+import { StartupError } from './lifecycle.js';
 import { loadHandlersModule } from './worker/load-handlers.js';
 
 /** `npm start`: run until SIGTERM or SIGINT, then stop gracefully. */
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof MissingTableError) {
+  if (error instanceof StartupError) {
     console.error(`Cannot start: ${error.message}`);
   } else {
     console.error(error);

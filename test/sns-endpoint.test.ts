@@ -124,6 +124,32 @@ async function startEndpoint(overrides: Partial<SnsEndpointOptions> = {}): Promi
 
 const certFetches = () => snsHost.certFetches();
 
+describe('SNS endpoint: replays', () => {
+  const at = (offsetMs: number) => ({ Timestamp: new Date(Date.now() + offsetMs).toISOString() });
+
+  it('refuses a validly signed notification older than the age limit (one hour by default), and one from the future', async () => {
+    const sns = await startEndpoint();
+    const old = await sns.post(sign({ ...notification(payload(1)), ...at(-61 * 60_000) }));
+    expect(old.status).toBe(403);
+    const future = await sns.post(sign({ ...notification(payload(2)), ...at(10 * 60_000) }));
+    expect(future.status).toBe(403);
+    const garbled = await sns.post(sign({ ...notification(payload(3)), Timestamp: 'yesterday' }));
+    expect(garbled.status).toBe(400);
+    expect(sns.rejected).toEqual(['expired-message', 'future-message', 'malformed-timestamp']);
+    expect(sns.delivered).toEqual([]);
+  });
+
+  it('accepts a notification within the limit, and drops its replay', async () => {
+    const sns = await startEndpoint({ maxMessageAgeMs: 5 * 60_000 });
+    const message = sign({ ...notification(payload(4)), ...at(-4 * 60_000) });
+    expect((await sns.post(message)).status).toBe(200);
+    expect((await sns.post(message)).text).toMatch(/duplicate/);
+    expect(sns.delivered).toEqual([payload(4)]);
+    const stale = await sns.post(sign({ ...notification(payload(5)), ...at(-6 * 60_000) }));
+    expect(stale.status).toBe(403);
+  });
+});
+
 describe('SNS endpoint: notifications', () => {
   it('delivers a valid SignatureVersion 1 notification once, parsed', async () => {
     const sns = await startEndpoint();

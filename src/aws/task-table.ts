@@ -1,3 +1,4 @@
+import { StartupError } from '../lifecycle.js';
 import {
   CreateTableCommand,
   DescribeTableCommand,
@@ -8,7 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { ALL_INDEXES, TTL_ATTRIBUTE, tableDefinition } from './task-table-schema.js';
 
-export class MissingTableError extends Error {
+export class MissingTableError extends StartupError {
   override name = 'MissingTableError';
 }
 

@@ -60,6 +60,8 @@ const MAX_IDS = 100;
  */
 export class LiveTasks {
   private readonly connectionsByTenant = new Map<string, number>();
+  /** The queues of open SSE subscriptions: ended on shutdown, so each stream completes cleanly. */
+  private readonly openQueues = new Set<EventQueue<TaskEvent>>();
   private readonly fanOut: FanOut;
   private readonly maskError: (error: GraphQLError) => GraphQLError;
 
@@ -87,6 +89,11 @@ export class LiveTasks {
     const mask = createMaskError(deps.logger);
     this.maskError = deps.maskError ?? ((error) => mask(error, 'Unexpected error.', false) as GraphQLError);
     deps.bus.observeAll((event) => this.fanOut.dispatch(event));
+  }
+
+  /** Shutdown: every SSE subscription completes (its stream ends with a complete event). */
+  close(): void {
+    for (const queue of this.openQueues) queue.end();
   }
 
   get limits(): LiveLimits {
@@ -209,6 +216,7 @@ export class LiveTasks {
         options.onSlowConsumer?.();
       },
     });
+    this.openQueues.add(queue);
     const events = this.stream(actor, tenantCode, state, options, queue);
     // An async generator parked in `await queue.next()` would run its cleanup only
     // at the next event; ending the queue first lets a leaving client go at once.
@@ -279,6 +287,7 @@ export class LiveTasks {
     } finally {
       unsubscribe();
       queue.end();
+      this.openQueues.delete(queue);
       if (cancelExpiry) cancelExpiry();
       release?.();
       metrics.subscriptions.dec();

@@ -26,12 +26,23 @@ export interface SnsEndpointOptions {
   fetch?: typeof fetch;
   /** Default 512 KiB. */
   maxBodyBytes?: number;
+  /**
+   * Messages whose signed Timestamp is older than this are refused (a replay);
+   * MessageIds are remembered this long. Default one hour.
+   */
+  maxMessageAgeMs?: number;
 }
 
 export const DEFAULT_SNS_MAX_BODY_BYTES = 512 * 1024;
-/** SNS delivers at least once; a redelivery of an id seen this recently is dropped. */
-const SEEN_TTL_MS = 10 * 60 * 1000;
-const SEEN_CAPACITY = 10_000;
+export const DEFAULT_SNS_MAX_MESSAGE_AGE_MS = 60 * 60 * 1000;
+/** A Timestamp this far ahead of our clock is clock skew; further is refused. */
+const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
+/**
+ * SNS delivers at least once; a redelivery of an id seen within the message
+ * age limit is dropped. Only signed messages of our topic are remembered, and
+ * expired ids are dropped as new ones arrive; the cap is a last resort.
+ */
+const SEEN_CAPACITY = 1_000_000;
 const CONFIRM_TIMEOUT_MS = 10_000;
 
 const MESSAGE_TYPES = ['Notification', 'SubscriptionConfirmation', 'UnsubscribeConfirmation'] as const;
@@ -104,7 +115,8 @@ export function createSnsEndpoint(options: SnsEndpointOptions): (req: IncomingMe
     isTrustedUrl: options.isTrustedSnsUrl ?? isSnsHostOf(options.region),
     fetch: fetchImpl,
   });
-  const seen = new Lru<string, true>(SEEN_CAPACITY, SEEN_TTL_MS);
+  const maxAgeMs = options.maxMessageAgeMs ?? DEFAULT_SNS_MAX_MESSAGE_AGE_MS;
+  const seen = new Lru<string, true>(SEEN_CAPACITY, maxAgeMs + MAX_CLOCK_SKEW_MS);
 
   return async function handleSns(req, res) {
     /** Context for log lines about this request; never the body. */
@@ -167,6 +179,11 @@ export function createSnsEndpoint(options: SnsEndpointOptions): (req: IncomingMe
         return reject(502, 'certificate-unavailable', {}, error);
       }
       if (!verdict.valid) return reject(403, verdict.reason);
+      // The Timestamp is signed: an old message is a replay (or beyond SNS's own retries).
+      const sentAt = Date.parse(message.Timestamp as string);
+      if (Number.isNaN(sentAt)) return reject(400, 'malformed-timestamp');
+      if (sentAt < Date.now() - maxAgeMs) return reject(403, 'expired-message');
+      if (sentAt > Date.now() + MAX_CLOCK_SKEW_MS) return reject(403, 'future-message');
 
       const messageId = message.MessageId as string;
 

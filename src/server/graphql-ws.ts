@@ -43,7 +43,16 @@ interface ConnectionState {
  */
 export function attachGraphQLWs(options: GraphQLWsOptions) {
   const { yoga, live, logger } = options;
-  const wss = new WebSocketServer({ server: options.http, path: options.path, maxPayload: options.maxPayloadBytes });
+  // Upgrades are routed here rather than binding ws to the HTTP server, which
+  // would re-emit the server's own errors (a port in use) as WebSocket errors.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes });
+  options.http.on('upgrade', (req, socket, head) => {
+    if ((req.url ?? '/').split('?')[0] !== options.path) {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (client) => wss.emit('connection', client, req));
+  });
   const states = new WeakMap<object, ConnectionState>();
   const maskError = createMaskError(logger);
   /**

@@ -8,6 +8,7 @@ import { createYoga } from 'graphql-yoga';
 import type { TokenVerifier } from '../auth/verify-token.js';
 import type { Context } from '../context.js';
 import type { LiveTasks } from '../live/live-tasks.js';
+import { StartupError } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import { enforceBodyLimit } from './body-limit.js';
 import { attachGraphQLWs } from './graphql-ws.js';
@@ -112,7 +113,7 @@ export function createServer(options: ServerOptions) {
     http,
     start(): Promise<RunningServer> {
       return new Promise((resolve, reject) => {
-        http.once('error', reject);
+        http.once('error', (error: NodeJS.ErrnoException) => reject(listenError(error, options.host, options.port)));
         http.listen(options.port, options.host, () => {
           http.off('error', reject);
           const { address, port } = http.address() as AddressInfo;
@@ -125,10 +126,12 @@ export function createServer(options: ServerOptions) {
 
   /**
    * Closes WebSockets (1001 going away: clients reconnect elsewhere and resume),
-   * stops accepting, lets in-flight requests finish within the grace period.
+   * completes SSE streams, stops accepting, lets in-flight requests finish
+   * within the grace period.
    */
   async function stop(graceMs: number): Promise<void> {
     await ws.dispose();
+    options.live.close();
     const closed = new Promise<void>((resolve) => http.close(() => resolve()));
     http.closeIdleConnections();
     const timer = setTimeout(() => http.closeAllConnections(), graceMs);
@@ -136,6 +139,15 @@ export function createServer(options: ServerOptions) {
     clearTimeout(timer);
     await yoga.dispose();
   }
+}
+
+/** Why listening failed, in words an operator can act on. */
+function listenError(error: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = `${host}:${port}`;
+  if (error.code === 'EADDRINUSE') return new StartupError(`${where} is already in use (set PORT or HOST)`);
+  if (error.code === 'EACCES') return new StartupError(`no permission to listen on ${where}`);
+  if (error.code === 'EADDRNOTAVAIL') return new StartupError(`${host} is not an address of this machine (set HOST)`);
+  return error;
 }
 
 export function json(res: ServerResponse, status: number, body: unknown): void {
