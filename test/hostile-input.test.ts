@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { mintToken } from '../src/auth/mint-token.js';
 import { createLogger } from '../src/logger.js';
-import { jsonDepth, MAX_JSON_DEPTH } from '../src/tasks/limits.js';
+import { MAX_JSON_DEPTH, unstorableJson } from '../src/tasks/limits.js';
 import { createMaskError } from '../src/server/mask-error.js';
 import { badInput } from '../src/errors.js';
 import { bracketNesting } from '../src/server/use-document-limits.js';
@@ -42,13 +42,35 @@ async function postRaw(body: string, token: string) {
 const CANCEL = `mutation($id: ID!) { cancelTask(id: $id) { id status } }`;
 
 describe('JSON nesting (at most 32 levels, as DynamoDB)', () => {
-  test('jsonDepth counts levels without recursion, stopping past the limit', () => {
-    expect(jsonDepth(1)).toBe(0);
-    expect(jsonDepth({})).toBe(1);
-    expect(jsonDepth([[{ a: [] }]])).toBe(4);
-    expect(jsonDepth(nested(MAX_JSON_DEPTH))).toBe(32);
-    // 100,000 levels: answered at once, past the limit, without a stack overflow.
-    expect(jsonDepth(nested(100_000))).toBe(MAX_JSON_DEPTH + 1);
+  test('unstorableJson finds nesting past 32 levels without recursion, and what else DynamoDB cannot store', () => {
+    expect(unstorableJson(nested(MAX_JSON_DEPTH))).toBeUndefined();
+    expect(unstorableJson([[{ a: [], b: 'x', c: 0, d: -1.5e125, e: 2e-130 }]])).toBeUndefined();
+    expect(unstorableJson(nested(MAX_JSON_DEPTH + 1))).toMatchObject({ limit: 32 });
+    // 100,000 levels: answered at once, without a stack overflow.
+    expect(unstorableJson(nested(100_000))?.problem).toMatch(/more than 32 levels/);
+    for (const number of [1e126, -1e126, 5e-324, -1e-131, Infinity]) {
+      expect(unstorableJson({ a: [number] })?.problem).toMatch(/outside DynamoDB's range/);
+    }
+    expect(unstorableJson(JSON.parse('{"a":{"__proto__":1}}'))?.problem).toMatch(/__proto__/);
+  });
+
+  test('a "constructor" key is stored as data; "__proto__" and out-of-range numbers are BAD_USER_INPUT', async () => {
+    const token = await app.token('hostile-keys');
+    const ok = await app.gql(CREATE_TASK, { input: { taskType: 'REPORT', input: { constructor: 1, a: { constructor: { x: 2 } } } } }, token);
+    expect(ok.errors).toBeUndefined();
+    expect(ok.data!.createTask.input).toEqual({ constructor: 1, a: { constructor: { x: 2 } } });
+    const again = await app.gql(GET_TASK, { id: ok.data!.createTask.id }, token);
+    expect(again.data!.task.input).toEqual({ constructor: 1, a: { constructor: { x: 2 } } });
+
+    const before = await app.itemCount();
+    const proto = await postRaw(
+      `{"query":${JSON.stringify(CREATE_TASK)},"variables":{"input":{"taskType":"REPORT","input":{"__proto__":{"x":1}}}}}`,
+      token,
+    );
+    expect(proto.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input' });
+    const huge = await app.gql(UPDATE_STATUS, { input: { id: ok.data!.createTask.id, status: 'PROCESSING', attributes: { n: 1e126 } } }, token);
+    expect(huge.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'attributes' });
+    expect(await app.itemCount()).toBe(before);
   });
 
   test.each([

@@ -44,8 +44,12 @@ export function decodeCursor(
   if (names.length !== new Set(expected).size || !expected.every((name) => name in body.k)) throw invalid();
   const sortType = index.sortKeyType === 'N' ? 'number' : 'string';
   for (const name of expected) {
+    const value = body.k[name];
     const wanted = name === index.sortKey ? sortType : 'string';
-    if (typeof body.k[name] !== wanted) throw invalid();
+    if (typeof value !== wanted) throw invalid();
+    // DynamoDB refuses empty key strings and numbers it cannot store; ours are short strings and sub-task indexes.
+    if (typeof value === 'string' && value === '') throw invalid();
+    if (typeof value === 'number' && !(Number.isSafeInteger(value) && value >= 0)) throw invalid();
   }
   if (body.k[index.partitionKey] !== partition) throw invalid();
   // The item key goes to DynamoDB as ExclusiveStartKey: it must be one of ours, within the key size limits.

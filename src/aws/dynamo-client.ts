@@ -20,7 +20,13 @@ export function createDynamoClients(options: { endpoint?: string; region?: strin
   const doc = DynamoDBDocumentClient.from(client, {
     // JSON numbers past 2^53 lost their precision when the request was parsed:
     // store them as given and read them back as plain numbers (not BigInt, which JSON cannot carry).
-    marshallOptions: { removeUndefinedValues: true, convertEmptyValues: false, allowImpreciseNumbers: true },
+    // An object with its own `constructor` key (JSON allows it) is still a map, not a class instance.
+    marshallOptions: {
+      removeUndefinedValues: true,
+      convertEmptyValues: false,
+      allowImpreciseNumbers: true,
+      convertClassInstanceToMap: true,
+    },
     unmarshallOptions: { wrapNumbers: (value: string) => Number(value) },
   });
   return { client, doc };

@@ -5,14 +5,18 @@ import type { Logger } from '../logger.js';
 
 type MaskError = NonNullable<Exclude<YogaServerOptions<object, object>['maskedErrors'], boolean | undefined>['maskError']>;
 
-/** The one place a domain error becomes a GraphQL error with `extensions.code`. */
+/**
+ * The one place a domain error becomes a GraphQL error with `extensions.code`.
+ * It carries no originalError: yoga counts errors with a non-GraphQL original
+ * as unexpected (HTTP 500 where a result has no data, as when a subscription
+ * is refused at setup).
+ */
 export function toGraphQLError(error: TaskError, at?: GraphQLError, withHttpStatus = false): GraphQLError {
   return createGraphQLError(error.message, {
     nodes: at?.nodes,
     source: at?.source,
     positions: at?.positions,
     path: at?.path,
-    originalError: error,
     extensions: {
       code: error.code,
       ...error.details,

@@ -39,35 +39,43 @@ export function checkName(name: string): void {
   }
 }
 
+/** DynamoDB's number range: magnitudes from 1e-130 to 9.99…e125 (and zero). */
+const MIN_STORED_MAGNITUDE = 1e-130;
+const MAX_STORED_MAGNITUDE = 1e126;
+
 /**
- * How deeply a JSON value nests (a scalar is 0, `{}` and `[]` are 1), counted
- * without recursion and only as far as `limit + 1`, so no value a client sends
- * can exhaust the stack here or in what later walks it.
+ * What in a JSON value DynamoDB cannot store, found without recursion and
+ * only as far as `MAX_JSON_DEPTH + 1` levels (so no value a client sends can
+ * exhaust the stack here or in what later walks it): nesting past 32 levels,
+ * a number outside DynamoDB's range, or a `__proto__` key (which JavaScript
+ * objects cannot hold as data). Undefined when there is nothing.
  */
-export function jsonDepth(value: unknown, limit = MAX_JSON_DEPTH): number {
-  let deepest = 0;
+export function unstorableJson(value: unknown): { problem: string; limit?: number } | undefined {
   const stack: [unknown, number][] = [[value, 0]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
-    if (node === null || typeof node !== 'object') continue;
-    const level = depth + 1;
-    if (level > deepest) deepest = level;
-    if (deepest > limit) return deepest;
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (child !== null && typeof child === 'object') stack.push([child, level]);
+    if (typeof node === 'number') {
+      const magnitude = Math.abs(node);
+      if (!Number.isFinite(node) || magnitude >= MAX_STORED_MAGNITUDE || (magnitude !== 0 && magnitude < MIN_STORED_MAGNITUDE)) {
+        return { problem: `holds the number ${node}, outside DynamoDB's range (magnitudes 1e-130 to 9.99e125)` };
+      }
+      continue;
     }
+    if (node === null || typeof node !== 'object') continue;
+    if (depth + 1 > MAX_JSON_DEPTH) {
+      return { problem: `nests more than ${MAX_JSON_DEPTH} levels deep; DynamoDB stores at most ${MAX_JSON_DEPTH}`, limit: MAX_JSON_DEPTH };
+    }
+    if (!Array.isArray(node) && Object.hasOwn(node, '__proto__')) return { problem: 'has a "__proto__" key' };
+    for (const child of Array.isArray(node) ? node : Object.values(node)) stack.push([child, depth + 1]);
   }
-  return deepest;
+  return undefined;
 }
 
-/** A JSON value a client sends: nested at most MAX_JSON_DEPTH levels, then within `limit` bytes serialized. */
+/** A JSON value a client sends: storable by DynamoDB (unstorableJson), then within `limit` bytes serialized. */
 export function checkJson(field: string, value: unknown, limit = MAX_INPUT_BYTES): void {
-  const depth = jsonDepth(value);
-  if (depth > MAX_JSON_DEPTH) {
-    throw badInput(`${field} nests more than ${MAX_JSON_DEPTH} levels deep; DynamoDB stores at most ${MAX_JSON_DEPTH}`, {
-      field,
-      limit: MAX_JSON_DEPTH,
-    });
+  const found = unstorableJson(value);
+  if (found) {
+    throw badInput(`${field} ${found.problem}`, { field, ...(found.limit ? { limit: found.limit } : {}) });
   }
   checkPayloadSize(field, value, limit);
 }
