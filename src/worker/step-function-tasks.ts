@@ -98,6 +98,14 @@ export class StepFunctionTasks {
           },
         });
       }
+      if (parent.attributes.subTasksWritten && policyOf(parent) === 'FAIL_FAST') {
+        // Resumed after a crash: a failure whose reaction was lost ends the parent now, before more sub-tasks run.
+        const failed = await this.firstFailed(parent);
+        if (failed) {
+          await this.failFast(parent, failed);
+          return { done: true };
+        }
+      }
       if (!parent.attributes.subTasksWritten) {
         // Safe to (re)write: no iteration runs before subTasksWritten is set.
         await store.putSubTasks(subTasksOf(parent));
@@ -139,7 +147,11 @@ export class StepFunctionTasks {
     const subKey = { pk: parsed.pk, sk: subTaskSk(parsed.sk, index) };
     const [sub, parent] = await Promise.all([store.get(subKey), store.get(parsed)]);
     if (!sub || !parent) throw new Error(`sub-task ${index} of ${parentId} does not exist`);
-    if (isTerminal(sub.status)) return { index, status: sub.status };
+    if (isTerminal(sub.status)) {
+      // A failure whose FAIL_FAST reaction was lost with its process: the iteration's retry reacts.
+      if (sub.status === 'FAILED' && !isTerminal(parent.status) && policyOf(parent) === 'FAIL_FAST') await this.failFast(parent, sub);
+      return { index, status: sub.status };
+    }
     if (isTerminal(parent.status)) {
       // The parent's sweep counts it.
       await this.failUnfinished(sub, pendingSweepOf(parent) ?? { code: 'CANCELLED', message: `parent ${parent.status}` });
@@ -342,6 +354,14 @@ export class StepFunctionTasks {
       current = await this.deps.store.get(current);
     }
     return { status: current?.status ?? sub.status };
+  }
+
+  private async firstFailed(parent: Task): Promise<Task | undefined> {
+    for await (const page of this.subTaskPages(parent)) {
+      const failed = page.find((sub) => sub.status === 'FAILED');
+      if (failed) return failed;
+    }
+    return undefined;
   }
 
   /** Counts the sub-tasks by status; with `failWith`, fails the unfinished ones first (a page at a time, concurrently). */
