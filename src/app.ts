@@ -5,6 +5,7 @@ import { mintToken } from './auth/mint-token.js';
 import { createTokenVerifier } from './auth/verify-token.js';
 import type { DynamoTaskStore } from './aws/dynamo-task-store.js';
 import { subscribeSelf } from './aws/sns-self-subscription.js';
+import { startSqsBridge } from './aws/sqs-bridge.js';
 import { startSqsWorker } from './aws/sqs-worker.js';
 import type { Config } from './config.js';
 import { Cleanup } from './lifecycle.js';
@@ -20,7 +21,10 @@ import type { TaskService } from './tasks/task-service.js';
 import type { Worker } from './worker/create-worker.js';
 
 export interface AppOptions extends ServiceOptions {
-  /** An SQS client for TASK_QUEUE_URL to use instead of a new one (tests wrap it with aws-sdk-client-mock). */
+  /**
+   * An SQS client to use instead of a new one, for TASK_QUEUE_URL and for the
+   * SNS_BRIDGE=sqs queue (tests wrap it with aws-sdk-client-mock).
+   */
   sqs?: SQSClient;
   /** Test seams of the SNS endpoint: a stand-in SNS host to trust, its fetch. */
   snsEndpoint?: Pick<SnsEndpointOptions, 'isTrustedSnsUrl' | 'fetch'>;
@@ -108,11 +112,20 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     cleanup.push(() => running.stop());
     if (workerConfig.enabled) await worker.start();
 
+    // One client for the task queue and the bridge queue: same service, region and credentials.
+    let sqsClient = options.sqs;
+    const sqs = (): SQSClient => {
+      if (!sqsClient) {
+        const client = new SQSClient({ region: snsConfig.region ?? regionOfQueueUrl(workerConfig.queueUrl ?? '') });
+        cleanup.push(() => client.destroy()); // after whatever uses it has stopped
+        sqsClient = client;
+      }
+      return sqsClient;
+    };
+
     if (workerConfig.enabled && workerConfig.queueUrl) {
-      const sqsClient = options.sqs ?? new SQSClient({ region: snsConfig.region ?? regionOfQueueUrl(workerConfig.queueUrl) });
-      if (!options.sqs) cleanup.push(() => sqsClient.destroy());
       const sqsWorker = startSqsWorker({
-        client: sqsClient,
+        client: sqs(),
         queueUrl: workerConfig.queueUrl,
         execution: worker.execution,
         logger,
@@ -124,11 +137,25 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       cleanup.push(() => sqsWorker.stop());
     }
 
-    if (snsClient && snsConfig.topicArn && snsConfig.publicUrl) {
+    if (snsClient && snsConfig.topicArn && snsConfig.bridge === 'http' && snsConfig.publicUrl) {
       const unsubscribe = await subscribeSelf(snsClient, snsConfig.topicArn, snsConfig.publicUrl);
       cleanup.push(() =>
         unsubscribe().catch((error) => logger.warn('unsubscribing from SNS failed; SNS will drop the endpoint', error)),
       );
+    }
+
+    if (snsClient && snsConfig.topicArn && snsConfig.bridge === 'sqs') {
+      const bridge = await startSqsBridge({
+        sns: snsClient,
+        sqs: sqs(),
+        topicArn: snsConfig.topicArn,
+        queuePrefix: snsConfig.bridgeQueuePrefix,
+        deliver: (message) => bus.dispatch(message),
+        onRejected: (reason) => metrics.notificationsRejected.inc({ reason }),
+        logger,
+      });
+      // Stopped before the server: unsubscribed and deleted while the process can still reach AWS.
+      cleanup.push(() => bridge.stop());
     }
 
     return {

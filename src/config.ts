@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { AuthConfig } from './auth/verify-token.js';
+import { DEFAULT_BRIDGE_QUEUE_PREFIX, MAX_BRIDGE_QUEUE_PREFIX_LENGTH } from './aws/sqs-bridge.js';
 import { StartupError } from './lifecycle.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 import type { ServerLimits } from './server/server.js';
@@ -13,12 +14,28 @@ export type StorageConfig =
   | { mode: 'embedded'; dataDir?: string; tableName: string }
   | { mode: 'dynamodb'; endpoint?: string; region?: string; tableName: string };
 
+/**
+ * How a replica hears changes made on other replicas (SNS_BRIDGE):
+ * `sqs` — a queue of its own subscribed to the topic, long-polled (works in private subnets);
+ * `http` — `<PUBLIC_URL>/sns` subscribed to the topic (SNS must reach it: a public endpoint);
+ * `off` — not at all (one process, or one that serves no subscribers).
+ */
+export const SNS_BRIDGE_MODES = ['sqs', 'http', 'off'] as const;
+export type SnsBridgeMode = (typeof SNS_BRIDGE_MODES)[number];
+
 /** SNS wiring; all absent in the embedded default, where changes are dispatched in-process only. */
 export interface SnsConfig {
   topicArn?: string;
   alarmTopicArn?: string;
-  /** This replica's public base URL: it subscribes `<PUBLIC_URL>/sns` to the topic at start. */
+  /** This replica's public base URL: it subscribes `<PUBLIC_URL>/sns` to the topic at start (bridge `http`). */
   publicUrl?: string;
+  /**
+   * @default `http` with PUBLIC_URL; else `sqs` with SNS_TOPIC_ARN on AWS's DynamoDB
+   * (TASKS_TABLE without DYNAMODB_ENDPOINT); else `off`.
+   */
+  bridge: SnsBridgeMode;
+  /** Bridge `sqs`: queues are named `<prefix><ULID>`; the sweep looks only at this prefix. @default 'task-bridge-' */
+  bridgeQueuePrefix: string;
   /** Taken from the topic ARN unless AWS_REGION says otherwise. */
   region?: string;
   /** `/sns` refuses messages signed longer ago than this, and remembers MessageIds this long. */
@@ -123,6 +140,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const publicUrl = text('PUBLIC_URL');
   if (publicUrl && !topicArn) throw new ConfigError('PUBLIC_URL subscribes this server to SNS_TOPIC_ARN: set both');
   if (publicUrl && !/^https?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError('PUBLIC_URL must be an http(s) URL');
+  const bridge = snsBridgeOf(text('SNS_BRIDGE')?.toLowerCase(), { topicArn, publicUrl, storage });
+  const bridgeQueuePrefix = text('BRIDGE_QUEUE_PREFIX') ?? DEFAULT_BRIDGE_QUEUE_PREFIX;
+  if (!new RegExp(`^[A-Za-z0-9_-]{1,${MAX_BRIDGE_QUEUE_PREFIX_LENGTH}}$`).test(bridgeQueuePrefix)) {
+    throw new ConfigError(`BRIDGE_QUEUE_PREFIX must be 1 to ${MAX_BRIDGE_QUEUE_PREFIX_LENGTH} letters, digits, hyphens or underscores`);
+  }
   // Without the topic a worker would run as the single embedded process and take over other consumers' live leases.
   if (text('TASK_QUEUE_URL') && !topicArn) throw new ConfigError('TASK_QUEUE_URL is the queue subscribed to SNS_TOPIC_ARN: set both');
   const arnRegion = (arn?: string) => arn?.split(':')[3];
@@ -155,6 +177,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       topicArn,
       alarmTopicArn: text('SNS_ALARM_TOPIC_ARN'),
       publicUrl: publicUrl?.replace(/\/+$/, ''),
+      bridge,
+      bridgeQueuePrefix,
       region: text('AWS_REGION') ?? arnRegion(topicArn) ?? arnRegion(text('SNS_ALARM_TOPIC_ARN')),
       maxMessageAgeMs: integer('SNS_MAX_MESSAGE_AGE_SECONDS', 3600, 60) * 1000,
     },
@@ -181,6 +205,29 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     graphiql: flag('GRAPHIQL', true),
     logLevel,
   });
+}
+
+/** SNS_BRIDGE, checked against the settings each mode needs, or its default. */
+function snsBridgeOf(
+  raw: string | undefined,
+  { topicArn, publicUrl, storage }: { topicArn?: string; publicUrl?: string; storage: StorageConfig },
+): SnsBridgeMode {
+  if (raw === undefined) {
+    if (!topicArn) return 'off';
+    if (publicUrl) return 'http';
+    // A single embedded process has no other replicas; a custom DYNAMODB_ENDPOINT is a local setup: neither reaches for SQS unasked.
+    return storage.mode === 'dynamodb' && !storage.endpoint ? 'sqs' : 'off';
+  }
+  if (!SNS_BRIDGE_MODES.includes(raw as SnsBridgeMode)) {
+    throw new ConfigError(`SNS_BRIDGE must be one of ${SNS_BRIDGE_MODES.join(', ')}, got "${raw}"`);
+  }
+  const mode = raw as SnsBridgeMode;
+  if (mode !== 'off' && !topicArn) throw new ConfigError(`SNS_BRIDGE=${mode} bridges SNS_TOPIC_ARN: set it`);
+  if (mode === 'http' && !publicUrl) throw new ConfigError('SNS_BRIDGE=http subscribes <PUBLIC_URL>/sns to the topic: set PUBLIC_URL');
+  if (mode !== 'http' && publicUrl) {
+    throw new ConfigError(`PUBLIC_URL is the endpoint of SNS_BRIDGE=http; with SNS_BRIDGE=${mode} leave it unset`);
+  }
+  return mode;
 }
 
 /** `:memory:` keeps embedded data in memory only. */
