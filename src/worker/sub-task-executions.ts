@@ -30,8 +30,30 @@ export function executionName(parentId: string): string {
   return `${code}-${createHash('sha256').update(parentId).digest('hex').slice(0, 32)}`;
 }
 
-/** The shipped Amazon States Language definition, from the source tree (tsx, vitest) or the build (dist/src/worker). */
-export function loadStateMachineDefinition(): Record<string, unknown> {
+/**
+ * The definition's substitution variables (`${Name}` in the ASL file), filled
+ * by CloudFormation (definitionSubstitutions in infra/) on AWS.
+ */
+export const STATE_MACHINE_SUBSTITUTIONS = {
+  /** The Lambda function of the Task states RunSubTask and SettleParent. */
+  subTaskRunnerArn: 'SubTaskRunnerArn',
+} as const;
+
+/**
+ * What the local interpreter gets instead: it never calls the ARN (its Task
+ * states run local handlers, keyed by state name), but validates its shape.
+ */
+const LOCAL_SUBSTITUTIONS: Readonly<Record<string, string>> = {
+  [STATE_MACHINE_SUBSTITUTIONS.subTaskRunnerArn]: 'arn:aws:lambda:us-east-1:123456789012:function:task-sub-task-runner',
+};
+
+/**
+ * The shipped Amazon States Language definition, from the source tree (tsx,
+ * vitest) or the build (dist/src/worker), with its `${Name}` variables replaced.
+ */
+export function loadStateMachineDefinition(
+  substitutions: Readonly<Record<string, string>> = LOCAL_SUBSTITUTIONS,
+): Record<string, unknown> {
   const layouts = ['../../statemachine/sub-tasks.asl.json', '../../../statemachine/sub-tasks.asl.json'];
   for (const path of layouts) {
     let text: string;
@@ -40,7 +62,13 @@ export function loadStateMachineDefinition(): Record<string, unknown> {
     } catch {
       continue; // the other layout
     }
-    return JSON.parse(text) as Record<string, unknown>;
+    // Substituted in the text, like CloudFormation does; JSON-escaped so a value cannot break the document.
+    const substituted = text.replace(/\$\{(\w+)\}/g, (variable, name: string) => {
+      const value = substitutions[name];
+      if (value === undefined) throw new Error(`statemachine/sub-tasks.asl.json: no value for ${variable}`);
+      return JSON.stringify(value).slice(1, -1);
+    });
+    return JSON.parse(substituted) as Record<string, unknown>;
   }
   throw new Error('statemachine/sub-tasks.asl.json is missing');
 }
