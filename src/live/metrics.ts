@@ -54,8 +54,24 @@ export function createMetrics() {
   };
   return {
     ...series,
-    render: () => `${Object.values(series).map((s) => s.render()).join('\n')}\n`,
+    render: () => `${[...Object.values(series).map((s) => s.render()), renderProcessMemory()].join('\n')}\n`,
   };
+}
+
+/**
+ * This process's memory, read at each scrape (`process.memoryUsage()`): RSS,
+ * the V8 heap, and memory outside it (Buffers, ArrayBuffers, native add-ons' allocations that V8 is told of).
+ */
+function renderProcessMemory(): string {
+  const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
+  const gauges: [string, string, number][] = [
+    ['process_resident_memory_bytes', 'Resident set size in bytes', rss],
+    ['nodejs_heap_size_total_bytes', 'V8 heap size in bytes', heapTotal],
+    ['nodejs_heap_size_used_bytes', 'V8 heap used in bytes', heapUsed],
+    ['nodejs_external_memory_bytes', 'Memory of C++ objects bound to JavaScript objects, Buffers included, in bytes', external],
+    ['nodejs_array_buffers_bytes', 'Memory of ArrayBuffers and SharedArrayBuffers (Buffers included) in bytes', arrayBuffers],
+  ];
+  return gauges.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}`).join('\n');
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -31,12 +31,19 @@ export class SubscriptionState {
   private tracker?: ResumeTracker;
   /** Named tasks not yet terminal; undefined when the filter names none. */
   private readonly open?: Set<string>;
+  /**
+   * Only replays (named tasks' current states, changes since a position) can
+   * race live events with older versions; live events alone come from the bus
+   * in increasing versions per task, so nothing needs remembering for them.
+   */
+  private readonly tracksVersions: boolean;
 
   constructor(
     readonly filter: TaskEventFilter,
     readonly position?: ResumePosition,
   ) {
     this.inScope = scopeOf(filter);
+    this.tracksVersions = Boolean(filter.ids || filter.parentId || position);
     this.statuses = filter.statuses?.length ? new Set(filter.statuses) : undefined;
     for (const [id, version] of position?.delivered ?? []) this.delivered.set(id, version);
     this.open = filter.ids ? new Set(filter.ids) : undefined;
@@ -58,9 +65,11 @@ export class SubscriptionState {
   /** Takes an event in: undefined means send it, otherwise why not. */
   accept(event: TaskEvent): Skip | undefined {
     const { task } = event;
-    const last = this.delivered.get(task.id);
-    if (last !== undefined && task.version <= last) return 'stale';
-    this.delivered.set(task.id, task.version);
+    if (this.tracksVersions) {
+      const last = this.delivered.get(task.id);
+      if (last !== undefined && task.version <= last) return 'stale';
+      this.delivered.set(task.id, task.version);
+    }
     if (this.open && isTerminal(task.status)) this.open.delete(task.id);
     if (this.statuses && !this.statuses.has(task.status)) return 'filtered';
     this.resume.record(task.id, task.version, task.updatedAt);

@@ -20,7 +20,8 @@ export interface TaskEventBusOptions {
  * registered for one tenant is never called with another tenant's event.
  * The same notification may arrive twice (in-process and back through SNS, or
  * redelivered by SNS); only a version newer than the last dispatched one for
- * that task goes out.
+ * that task goes out. So each listener sees a task's versions in increasing
+ * order, without duplicates.
  */
 export class TaskEventBus {
   private readonly listeners = new Map<string, Set<TaskEventListener>>();
@@ -46,6 +47,14 @@ export class TaskEventBus {
     return () => this.observers.delete(listener);
   }
 
+  /** Whether this version of a task is newer than the last one dispatched; counts it as stale if not. */
+  private isNewer(id: string, version: number): boolean {
+    const last = this.dispatched.get(id);
+    if (last === undefined || version > last) return true;
+    this.options.metrics.eventsDropped.inc({ reason: 'stale' });
+    return false;
+  }
+
   /** Entry point for every transport: in-process, SNS HTTP deliveries. */
   async dispatch(message: unknown): Promise<void> {
     const { metrics, logger } = this.options;
@@ -55,14 +64,16 @@ export class TaskEventBus {
       return;
     }
     metrics.eventsReceived.inc();
-    const last = this.dispatched.get(message.id);
-    if (last !== undefined && message.version <= last) {
-      metrics.eventsDropped.inc({ reason: 'stale' });
-      return;
+    if (!this.isNewer(message.id, message.version)) return;
+    let task: Task | undefined;
+    if (message.attributesOmitted) {
+      task = await this.options.readTask(message);
+      // Two reads in flight may both return the latest version: only the first goes out.
+      if (!task || !this.isNewer(task.id, task.version)) return;
+    } else {
+      task = taskOf(message);
     }
-    this.dispatched.set(message.id, message.version);
-    const task = message.attributesOmitted ? await this.options.readTask(message) : taskOf(message);
-    if (!task) return;
+    this.dispatched.set(task.id, task.version);
     const event: TaskEvent = { action: message.action, task, previousStatus: message.previousStatus, replayed: false };
     for (const listener of [...this.observers, ...(this.listeners.get(message.tenantCode) ?? [])]) {
       try {
