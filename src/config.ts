@@ -40,6 +40,12 @@ export interface SnsConfig {
   region?: string;
   /** `/sns` refuses messages signed longer ago than this, and remembers MessageIds this long. */
   maxMessageAgeMs: number;
+  /**
+   * Who publishes task changes to the topics (NOTIFICATIONS): `service`, each
+   * write of this service; `stream`, the table's stream handler
+   * (src/lambda/stream-handler.ts), which also hears other writers. @default 'service'
+   */
+  notifications: 'service' | 'stream';
 }
 
 export interface LiveConfig {
@@ -140,6 +146,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const publicUrl = text('PUBLIC_URL');
   if (publicUrl && !topicArn) throw new ConfigError('PUBLIC_URL subscribes this server to SNS_TOPIC_ARN: set both');
   if (publicUrl && !/^https?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError('PUBLIC_URL must be an http(s) URL');
+  const notifications = (text('NOTIFICATIONS') ?? 'service').toLowerCase() as SnsConfig['notifications'];
+  if (notifications !== 'service' && notifications !== 'stream') {
+    throw new ConfigError(`NOTIFICATIONS must be service or stream, got "${String(notifications)}"`);
+  }
   const bridge = snsBridgeOf(text('SNS_BRIDGE')?.toLowerCase(), { topicArn, publicUrl, storage });
   const bridgeQueuePrefix = text('BRIDGE_QUEUE_PREFIX') ?? DEFAULT_BRIDGE_QUEUE_PREFIX;
   if (!new RegExp(`^[A-Za-z0-9_-]{1,${MAX_BRIDGE_QUEUE_PREFIX_LENGTH}}$`).test(bridgeQueuePrefix)) {
@@ -181,6 +191,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       bridgeQueuePrefix,
       region: text('AWS_REGION') ?? arnRegion(topicArn) ?? arnRegion(text('SNS_ALARM_TOPIC_ARN')),
       maxMessageAgeMs: integer('SNS_MAX_MESSAGE_AGE_SECONDS', 3600, 60) * 1000,
+      notifications,
     },
     live: {
       maxQueuedEvents: integer('MAX_QUEUED_EVENTS', 1000, 1),

@@ -96,11 +96,14 @@ export async function createServices(config: Config, options: ServiceOptions = {
         ? new SnsTopic({ client: snsClient, topicArn, logger, onFailure: () => metrics.publishFailures.inc() })
         : undefined;
     const notifierTopic = topicOf(snsConfig.topicArn);
+    // In stream mode the table's stream handler publishes every change (ours and other writers'):
+    // this process only dispatches its own changes to its own subscribers, at once.
+    const byStream = snsConfig.notifications === 'stream';
     const notifier = new Notifier({
       table: storage.tableName,
       bus,
-      topic: notifierTopic,
-      alarmTopic: topicOf(snsConfig.alarmTopicArn),
+      topic: byStream ? undefined : notifierTopic,
+      alarmTopic: byStream ? undefined : topicOf(snsConfig.alarmTopicArn),
       logger,
     });
     cleanup.push(() => notifier.flush());

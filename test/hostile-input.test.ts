@@ -41,17 +41,19 @@ async function postRaw(body: string, token: string) {
 
 const CANCEL = `mutation($id: ID!) { cancelTask(id: $id) { id status } }`;
 
-describe('JSON nesting (at most 32 levels, as DynamoDB)', () => {
-  test('unstorableJson finds nesting past 32 levels without recursion, and what else DynamoDB cannot store', () => {
+describe('JSON nesting (at most 31 levels in one attribute: DynamoDB counts the item as the 32nd)', () => {
+  test('unstorableJson finds nesting past 31 levels without recursion, and what else DynamoDB cannot store', () => {
     expect(unstorableJson(nested(MAX_JSON_DEPTH))).toBeUndefined();
     expect(unstorableJson([[{ a: [], b: 'x', c: 0, d: -1.5e125, e: 2e-130 }]])).toBeUndefined();
-    expect(unstorableJson(nested(MAX_JSON_DEPTH + 1))).toMatchObject({ limit: 32 });
+    expect(unstorableJson(nested(MAX_JSON_DEPTH + 1))).toMatchObject({ limit: 31 });
     // 100,000 levels: answered at once, without a stack overflow.
-    expect(unstorableJson(nested(100_000))?.problem).toMatch(/more than 32 levels/);
+    expect(unstorableJson(nested(100_000))?.problem).toMatch(/more than 31 levels/);
     for (const number of [1e126, -1e126, 5e-324, -1e-131, Infinity]) {
       expect(unstorableJson({ a: [number] })?.problem).toMatch(/outside DynamoDB's range/);
     }
     expect(unstorableJson(JSON.parse('{"a":{"__proto__":1}}'))?.problem).toMatch(/__proto__/);
+    expect(unstorableJson({ a: [{ '': 1 }] })?.problem).toMatch(/empty key/);
+    expect(unstorableJson({ a: [''], b: { c: '' } })).toBeUndefined();
   });
 
   test('a "constructor" key is stored as data; "__proto__" and out-of-range numbers are BAD_USER_INPUT', async () => {
@@ -76,7 +78,7 @@ describe('JSON nesting (at most 32 levels, as DynamoDB)', () => {
   test.each([
     ['createTask', CREATE_TASK],
     ['createStepFunctionTask', CREATE_SFN_TASK],
-  ])('%s: input of 32 levels is stored, 33 is BAD_USER_INPUT naming the field, and nothing is written', async (_, mutation) => {
+  ])('%s: input of 31 levels is stored, 32 is BAD_USER_INPUT naming the field, and nothing is written', async (_, mutation) => {
     const token = await app.token('hostile-depth');
     // A Step Functions task's input is an array: its elements become sub-task inputs one level shallower.
     const atLimit = nested(MAX_JSON_DEPTH, (inner) => [inner]);
@@ -86,12 +88,12 @@ describe('JSON nesting (at most 32 levels, as DynamoDB)', () => {
     const before = await app.itemCount();
     const over = await app.gql(mutation, { input: { taskType: 'REPORT', input: nested(MAX_JSON_DEPTH + 1, (inner) => [inner]) } }, token);
     expect(errorCode(over)).toBe('BAD_USER_INPUT');
-    expect(over.errors![0]!.extensions).toMatchObject({ field: 'input', limit: 32 });
-    expect(over.errors![0]!.message).toMatch(/input nests more than 32 levels/);
+    expect(over.errors![0]!.extensions).toMatchObject({ field: 'input', limit: 31 });
+    expect(over.errors![0]!.message).toMatch(/input nests more than 31 levels/);
     expect(await app.itemCount()).toBe(before);
   });
 
-  test('updateStatus: attributes of 33 levels are refused and the task is unchanged', async () => {
+  test('updateStatus: attributes of 32 levels are refused and the task is unchanged', async () => {
     const token = await app.token('hostile-depth');
     const created = await app.gql(CREATE_TASK, { input: { taskType: 'REPORT', input: {} } }, token);
     const id = created.data!.createTask.id;

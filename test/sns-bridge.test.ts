@@ -500,3 +500,40 @@ describe('SNS deliveries reach the WebSocket subscribers of two replicas', () =>
     expect(published(sns2, TOPIC)).toEqual([]); // app 2 made no change of its own
   });
 });
+
+// ===========================================================================
+describe('NOTIFICATIONS=stream: the table stream publishes, the service does not', () => {
+  const client = new SNSClient({ region: REGION });
+  const sns = mockClient(client);
+  let app: TestApp;
+
+  beforeAll(async () => {
+    sns.on(PublishCommand).resolves({ MessageId: 'published' });
+    app = await startTestApp(
+      { TASK_EXECUTION: 'true', EXAMPLE_HANDLERS: 'false', SNS_TOPIC_ARN: TOPIC, SNS_ALARM_TOPIC_ARN: ALARM_TOPIC, NOTIFICATIONS: 'stream' },
+      { sns: client },
+    );
+  });
+
+  test('no task-status or alarm publish; task-execute still goes to the topic; local subscribers still hear the change', async () => {
+    const token = await app.token('stream-mode');
+    const ws = wsClient(app.url, token);
+    const events = subscribeWs(ws, {});
+    await subscriptionsActive(app, 1);
+    const created = await create(app, token, 'STREAMED');
+    const executes = () =>
+      sns.commandCalls(PublishCommand).filter((call) => JSON.parse(call.args[0].input.Message!).action === 'task-execute');
+    await waitUntil(() => executes().length === 1, 'the task-execute publish');
+    await update(app, token, created.id, 'FAILED', { error: { message: 'x' } });
+    await events.waitFor(3); // CREATED, QUEUED, FAILED: dispatched in-process
+    const actions = sns.commandCalls(PublishCommand).map((call) => JSON.parse(call.args[0].input.Message!).action);
+    expect(actions).toEqual(['task-execute']);
+    expect(executes()[0]!.args[0].input.TopicArn).toBe(TOPIC);
+  });
+
+  test('NOTIFICATIONS accepts service or stream only', () => {
+    expect(loadConfig({ NOTIFICATIONS: 'stream' }).sns.notifications).toBe('stream');
+    expect(loadConfig({}).sns.notifications).toBe('service');
+    expect(() => loadConfig({ NOTIFICATIONS: 'both' })).toThrow(/NOTIFICATIONS must be service or stream/);
+  });
+});

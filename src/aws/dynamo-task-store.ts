@@ -28,11 +28,13 @@ import { decodeCursor, encodeCursor } from './cursor.js';
 type Item = Record<string, unknown>;
 
 const BATCH_WRITE_SIZE = 25;
+/** DynamoDB refuses an expression string over 4 KB (dynalite takes any length). */
+const MAX_EXPRESSION_BYTES = 4096;
 const TERMINAL_VALUES = Object.fromEntries(TERMINAL_STATUSES.map((status, i) => [`:terminal${i}`, status]));
 const IDEMPOTENCY_PREFIX = 'IDEMPOTENCY';
 
 /** Index partition values of a top-level task; sub-tasks carry none, which keeps the list indexes sparse. */
-function listKeys(task: Task): Record<string, string> {
+export function listKeys(task: Task): Record<string, string> {
   if (task.parentId) return {};
   const values: Record<ListFacet, string> = {
     tenant: task.pk,
@@ -79,6 +81,18 @@ export function fromItem(item: Item): Task {
     updatedIp: item.updatedIp as string | undefined,
     expiresAt: item.expiresAt as number | undefined,
   };
+}
+
+/**
+ * The list-index attributes of a stored item that disagree with its fields
+ * (missing, stale, or present on a sub-task): what another writer, such as
+ * @mbc-cqrs-serverless/task, leaves behind. Empty when the item is right.
+ */
+export function staleListKeys(item: Item): { set: Record<string, string>; remove: string[] } {
+  const expected = listKeys(fromItem(item));
+  const set = Object.fromEntries(Object.entries(expected).filter(([name, value]) => item[name] !== value));
+  const remove = Object.values(LIST_PARTITION_ATTRIBUTES).filter((name) => !(name in expected) && item[name] !== undefined);
+  return { set, remove };
 }
 
 const isConditionFailure = (error: unknown) =>
@@ -178,6 +192,11 @@ export class DynamoTaskStore implements TaskStore {
       remove.length ? `REMOVE ${remove.join(', ')}` : '',
       'version' in condition ? '' : 'ADD #version :one',
     ].filter(Boolean).join(' ');
+    if (!wholeAttributes && Buffer.byteLength(expression) > MAX_EXPRESSION_BYTES) {
+      // Too many attribute keys to SET one by one: write the merged map whole, pinned to the
+      // version it was merged from (`task` is the next version), so no concurrent ADD is lost.
+      return this.sendUpdate(task, attributes, 'version' in condition ? condition : { version: task.version - 1 }, true);
+    }
     try {
       const { Attributes } = await this.db.send(
         new UpdateCommand({
@@ -197,6 +216,74 @@ export class DynamoTaskStore implements TaskStore {
           ? conflict(`Task ${task.id} changed since version ${condition.version} was read`, { expectedVersion: condition.version })
           : conflict(`Task ${task.id} is no longer ${condition.status}`);
       }
+      throw error;
+    }
+  }
+
+  /**
+   * Makes a stored item's list-index attributes agree with its fields, and with
+   * `bumpVersion` gives it the next version (for a change by a writer that
+   * keeps none, so subscribers, who drop versions they already have, see it).
+   * Pinned to the status, version and updatedAt of `seen`, the image it was
+   * computed from: when the item changed since, nothing is written and
+   * undefined is returned (the newer change is repaired on its own). Returns
+   * the item as written, which is what to publish.
+   */
+  async repairListKeys(seen: Item, options: { bumpVersion?: boolean } = {}): Promise<Task | undefined> {
+    const { set, remove } = staleListKeys(seen);
+    const names: Record<string, string> = { '#version': 'version', '#updatedAt': 'updatedAt' };
+    const values: Record<string, unknown> = {};
+    const assignments = Object.entries(set).map(([name, value], i) => {
+      names[`#l${i}`] = name;
+      values[`:l${i}`] = value;
+      return `#l${i} = :l${i}`;
+    });
+    const removals = remove.map((name, i) => {
+      names[`#r${i}`] = name;
+      return `#r${i}`;
+    });
+    const version = typeof seen.version === 'number' ? seen.version : undefined;
+    if (options.bumpVersion) {
+      values[':next'] = (version ?? 0) + 1;
+      assignments.push('#version = :next');
+    }
+    if (assignments.length === 0 && removals.length === 0) return fromItem(seen);
+    // The list keys follow the status; version and updatedAt tell a later change by any writer.
+    names['#status'] = 'status';
+    const pins: string[] = ['attribute_exists(pk)'];
+    if (seen.status === undefined) pins.push('attribute_not_exists(#status)');
+    else {
+      values[':status'] = seen.status;
+      pins.push('#status = :status');
+    }
+    if (version === undefined) pins.push('attribute_not_exists(#version)');
+    else {
+      values[':version'] = version;
+      pins.push('#version = :version');
+    }
+    if (seen.updatedAt === undefined) pins.push('attribute_not_exists(#updatedAt)');
+    else {
+      values[':updatedAt'] = seen.updatedAt;
+      pins.push('#updatedAt = :updatedAt');
+    }
+    try {
+      const { Attributes } = await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: seen.pk, sk: seen.sk },
+          UpdateExpression: [
+            assignments.length ? `SET ${assignments.join(', ')}` : '',
+            removals.length ? `REMOVE ${removals.join(', ')}` : '',
+          ].filter(Boolean).join(' '),
+          ConditionExpression: pins.join(' AND '),
+          ExpressionAttributeNames: names,
+          ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return fromItem(Attributes!);
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
       throw error;
     }
   }

@@ -70,7 +70,13 @@ export const ALL_INDEXES: readonly IndexSpec[] = [
 /** DynamoDB TTL attribute: terminal tasks (with retention) and idempotency records. */
 export const TTL_ATTRIBUTE = 'expiresAt';
 
-export function tableDefinition(tableName: string): CreateTableCommandInput {
+/**
+ * The stream the notification Lambda (src/lambda/stream-handler.ts) reads:
+ * both images, so it can tell a change's previous status and a repair's echo.
+ */
+export const TASK_STREAM = { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' } as const;
+
+export function tableDefinition(tableName: string, options: { stream?: boolean } = {}): CreateTableCommandInput {
   const attributeTypes = new Map<string, 'S' | 'N'>([
     ['pk', 'S'],
     ['sk', 'S'],
@@ -99,5 +105,6 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
       { AttributeName: 'sk', KeyType: 'RANGE' },
     ],
     GlobalSecondaryIndexes: globalSecondaryIndexes,
+    ...(options.stream ? { StreamSpecification: TASK_STREAM } : {}),
   };
 }

@@ -6,8 +6,13 @@ export const MAX_SUB_TASKS = 10_000;
 export const MAX_NAME_LENGTH = 256;
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
-/** DynamoDB refuses documents nested deeper than 32 levels. */
-export const MAX_JSON_DEPTH = 32;
+/**
+ * DynamoDB refuses items nested deeper than 32 levels, counting the item
+ * itself: one attribute's value (`input`, the `attributes` map) holds at most
+ * 31 levels of maps and lists. dynalite stores any depth; DynamoDB Local, like
+ * DynamoDB, refuses 32 with "Nesting Levels have exceeded supported limits".
+ */
+export const MAX_JSON_DEPTH = 31;
 
 /**
  * Tenant codes, task types and id parts: no key separator, no control
@@ -46,9 +51,9 @@ const MAX_STORED_MAGNITUDE = 1e126;
 /**
  * What in a JSON value DynamoDB cannot store, found without recursion and
  * only as far as `MAX_JSON_DEPTH + 1` levels (so no value a client sends can
- * exhaust the stack here or in what later walks it): nesting past 32 levels,
- * a number outside DynamoDB's range, or a `__proto__` key (which JavaScript
- * objects cannot hold as data). Undefined when there is nothing.
+ * exhaust the stack here or in what later walks it): nesting past 31 levels,
+ * a number outside DynamoDB's range, an empty key, or a `__proto__` key (which
+ * JavaScript objects cannot hold as data). Undefined when there is nothing.
  */
 export function unstorableJson(value: unknown): { problem: string; limit?: number } | undefined {
   const stack: [unknown, number][] = [[value, 0]];
@@ -63,9 +68,14 @@ export function unstorableJson(value: unknown): { problem: string; limit?: numbe
     }
     if (node === null || typeof node !== 'object') continue;
     if (depth + 1 > MAX_JSON_DEPTH) {
-      return { problem: `nests more than ${MAX_JSON_DEPTH} levels deep; DynamoDB stores at most ${MAX_JSON_DEPTH}`, limit: MAX_JSON_DEPTH };
+      return {
+        problem: `nests more than ${MAX_JSON_DEPTH} levels deep; DynamoDB stores at most ${MAX_JSON_DEPTH + 1}, counting the item`,
+        limit: MAX_JSON_DEPTH,
+      };
     }
     if (!Array.isArray(node) && Object.hasOwn(node, '__proto__')) return { problem: 'has a "__proto__" key' };
+    // DynamoDB refuses an empty attribute name at any depth ("Empty attribute name"); dynalite stores it.
+    if (!Array.isArray(node) && Object.hasOwn(node, '')) return { problem: 'has an empty key ("")' };
     for (const child of Array.isArray(node) ? node : Object.values(node)) stack.push([child, depth + 1]);
   }
   return undefined;

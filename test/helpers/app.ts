@@ -1,5 +1,7 @@
-import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { DeleteTableCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll } from 'vitest';
+import { createTaskTable } from '../../src/aws/task-table.js';
 import { startApp, type AppOptions, type RunningApp } from '../../src/app.js';
 import { mintToken } from '../../src/auth/mint-token.js';
 import { loadConfig } from '../../src/config.js';
@@ -27,16 +29,38 @@ export interface TestApp extends RunningApp {
 }
 
 /**
- * A real server on an ephemeral loopback port over in-memory dynalite.
+ * Set (by vitest.dynamodb-local.config.ts) to an external DynamoDB endpoint
+ * (DynamoDB Local) that every app without storage settings of its own uses
+ * instead of in-memory dynalite, each on a new table.
+ */
+const EXTERNAL_DYNAMODB = 'TEST_DYNAMODB_ENDPOINT';
+
+/**
+ * A real server on an ephemeral loopback port over in-memory dynalite, or
+ * over a new table on TEST_DYNAMODB_ENDPOINT when that is set.
  * Stopped after the file's tests.
  */
 export async function startTestApp(
   env: Record<string, string> = {},
   options: AppOptions = {},
 ): Promise<TestApp> {
+  const external = process.env[EXTERNAL_DYNAMODB];
+  const onExternal = external && !env.DYNAMODB_ENDPOINT && !env.TASKS_TABLE && !env.DATA_DIR ? external : undefined;
+  let storageEnv: Record<string, string> = { DATA_DIR: ':memory:' };
+  if (onExternal) {
+    const tableName = `tasks-${randomUUID()}`;
+    const client = localClient(onExternal);
+    try {
+      await createTaskTable(client, tableName);
+    } finally {
+      client.destroy();
+    }
+    // The embedded default registers the example handlers; DynamoDB mode asks for them.
+    storageEnv = { DYNAMODB_ENDPOINT: onExternal, TASKS_TABLE: tableName, EXAMPLE_HANDLERS: 'true' };
+  }
   const config = loadConfig({
     JWT_SECRET: TEST_SECRET,
-    DATA_DIR: ':memory:',
+    ...storageEnv,
     HOST: '127.0.0.1',
     PORT: '0',
     // API tests drive every transition themselves; execution tests turn it on.
@@ -44,14 +68,11 @@ export async function startTestApp(
     ...env,
   });
   const app = await startApp(config, { logger: createLogger(env.LOG_LEVEL as never ?? 'silent'), ...options });
-  const dynamo = new DynamoDBClient({
-    endpoint: app.dynamoEndpoint,
-    region: 'local',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
+  const dynamo = localClient(app.dynamoEndpoint);
   afterAll(async () => {
-    dynamo.destroy();
     await app.stop();
+    if (onExternal) await dynamo.send(new DeleteTableCommand({ TableName: config.storage.tableName })).catch(() => {});
+    dynamo.destroy();
   });
   const defaultToken = await mintToken({ secret: TEST_SECRET, tenantCode: 'tenant-a', userId: 'user-a' });
 
@@ -86,6 +107,10 @@ export async function startTestApp(
       mintToken({ secret: TEST_SECRET, tenantCode, userId, admin, expiresIn }),
   };
 }
+
+/** A client of a local endpoint (dynalite, DynamoDB Local): any credentials do. */
+const localClient = (endpoint?: string) =>
+  new DynamoDBClient({ endpoint, region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
 
 /** The `extensions.code` of the first error, for terse assertions. */
 export const errorCode = (response: GraphQLResponse) => response.errors?.[0]?.extensions?.code;
