@@ -11,6 +11,8 @@ import type { Construct } from 'constructs';
 export interface AlarmsProps {
   readonly alarmTopic: sns.ITopic;
   readonly deadLetterQueue: sqs.IQueue;
+  /** Stream mode: the stream event source's on-failure destination. */
+  readonly streamDeadLetterQueue?: sqs.IQueue;
   readonly functions: readonly lambda.IFunction[];
   readonly stateMachine: sfn.IStateMachine;
   readonly loadBalancer: elbv2.IApplicationLoadBalancer;
@@ -41,6 +43,15 @@ export function createAlarms(scope: Construct, props: AlarmsProps): cloudwatch.A
       'task-execute messages reached the dead-letter queue: a task could not be run within maxReceiveCount receives',
       props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: cloudwatch.Stats.MAXIMUM }),
     ),
+    ...(props.streamDeadLetterQueue
+      ? [
+          anyAbove(
+            'StreamDeadLetterAlarm',
+            'The stream handler gave up on table stream records (retries exhausted): those changes were not published; the queue holds their shard and sequence numbers',
+            props.streamDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: cloudwatch.Stats.MAXIMUM }),
+          ),
+        ]
+      : []),
     ...props.functions.map((fn) =>
       anyAbove(
         `${fn.node.id}ErrorsAlarm`,

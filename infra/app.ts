@@ -33,6 +33,10 @@ const count = (key: string): number | undefined => {
 };
 
 const existingTableArn = text('existingTableArn');
+const notifications = text('notifications');
+if (notifications !== undefined && notifications !== 'service' && notifications !== 'stream') {
+  throw new Error(`context notifications must be service or stream, got "${notifications}"`);
+}
 new TasksStack(app, text('stackName') ?? 'TaskGraphQL', {
   env: {
     account: text('account') ?? process.env.CDK_DEFAULT_ACCOUNT,
@@ -44,6 +48,8 @@ new TasksStack(app, text('stackName') ?? 'TaskGraphQL', {
     existingTable: existingTableArn
       ? { tableArn: existingTableArn, tableStreamArn: text('existingTableStreamArn') }
       : undefined,
+    // stream: the table stream's handler publishes every change (see "Stream mode" in the README).
+    notifications,
     jwksUrl: text('jwksUrl'),
     minCapacity: count('minCapacity'),
     maxCapacity: count('maxCapacity'),

@@ -5,6 +5,7 @@ import type * as ecsPatterns from 'aws-cdk-lib/aws-ecs-patterns';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { IConstruct } from 'constructs';
 
@@ -16,6 +17,10 @@ export interface AcknowledgedFindings {
   readonly executionsArn: string;
   readonly stateMachine: sfn.StateMachine;
   readonly subTaskRunner: lambda.IFunction;
+  /** Stream mode only. */
+  readonly streamPublisher?: lambda.IFunction;
+  /** Stream mode only. */
+  readonly streamDeadLetterQueue?: sqs.IQueue;
   readonly taskDefinition: ecs.TaskDefinition;
   readonly service: ecsPatterns.ApplicationLoadBalancedFargateService;
   readonly bridgeQueuesArn: string;
@@ -91,6 +96,21 @@ export function acknowledgeFindings(f: AcknowledgedFindings): void {
     'The public GraphQL API: its load balancer takes requests from anywhere on its listener port; the tasks behind it accept only the load balancer',
   );
 
+  if (f.streamPublisher?.role) {
+    const streamRole = f.streamPublisher.role;
+    ack(
+      streamRole,
+      wildcard(streamRole, 'Resource', '*'),
+      "dynamodb:ListStreams only (table.grantStreamRead, for the stream event source): it supports no resource-level permissions; the stream's reads (DescribeStream, GetShardIterator, GetRecords) are scoped to this table's stream",
+    );
+  }
+  if (f.streamDeadLetterQueue) {
+    ack(
+      f.streamDeadLetterQueue,
+      'AwsSolutions-SQS3',
+      "This queue is a dead-letter queue itself: the stream event source's on-failure destination (metadata of the records given up on), watched by an alarm",
+    );
+  }
   if (f.jwtSecret) {
     ack(
       f.jwtSecret,

@@ -20,6 +20,7 @@ import { createGraphQLService } from './graphql-service.js';
 import { createMessaging } from './messaging.js';
 import { acknowledgeFindings } from './nag-suppressions.js';
 import { REPO_ROOT, repoPath } from './paths.js';
+import { createStreamPublisher } from './stream-publisher.js';
 import { adoptTaskTable, createTaskTable, type ExistingTaskTable } from './task-table.js';
 import { createWorkers } from './workers.js';
 
@@ -33,6 +34,17 @@ export interface TaskGraphQLServiceProps {
    * @default a new table: pk/sk, every index, TTL, stream, PITR, deletion protection
    */
   readonly existingTable?: ExistingTaskTable;
+  /**
+   * Who publishes task changes to the topics (NOTIFICATIONS). `service`: the
+   * server and the workers, each for its own writes. `stream`: a Lambda on the
+   * table's stream (src/lambda/stream-handler.ts), which also hears other
+   * writers (the original package, migrations, console edits) and repairs
+   * list-index attributes they leave stale; the server and the workers get
+   * NOTIFICATIONS=stream and publish no changes themselves. An adopted table
+   * then needs `existingTable.tableStreamArn` (a stream with new and old images).
+   * @default 'service'
+   */
+  readonly notifications?: 'service' | 'stream';
   /**
    * The VPC of the Fargate service.
    * @default a new VPC: 2 AZs, 1 NAT gateway, flow logs to CloudWatch
@@ -165,7 +177,8 @@ export interface TaskGraphQLServiceProps {
 /**
  * The task service on AWS: the DynamoDB table, the task and alarm topics, the
  * task queue and its dead-letter queue, the Lambda workers, the sub-task state
- * machine, the GraphQL server on Fargate behind an ALB, and alarms. Every
+ * machine, the GraphQL server on Fargate behind an ALB, and alarms; in stream
+ * mode, the stream handler and its dead-letter queue. Every
  * component gets only the permissions its code uses.
  *
  * The stack needs a region (ALB access logs are delivered by a per-region
@@ -182,6 +195,10 @@ export class TaskGraphQLService extends Construct {
   readonly deadLetterQueue: sqs.IQueue;
   readonly taskWorker: nodejs.NodejsFunction;
   readonly subTaskRunner: nodejs.NodejsFunction;
+  /** The stream handler, with `notifications: 'stream'` only. */
+  readonly streamPublisher?: nodejs.NodejsFunction;
+  /** The stream event source's on-failure destination, with `notifications: 'stream'` only. */
+  readonly streamDeadLetterQueue?: sqs.IQueue;
   readonly stateMachine: sfn.StateMachine;
   readonly vpc: ec2.IVpc;
   readonly cluster: ecs.Cluster;
@@ -195,13 +212,25 @@ export class TaskGraphQLService extends Construct {
     super(scope, id);
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const workerTimeout = props.workerTimeout ?? Duration.minutes(5);
+    const notifications = props.notifications ?? 'service';
+    const requested = props.environment?.NOTIFICATIONS;
+    if (requested !== undefined && requested.toLowerCase() !== notifications) {
+      // NOTIFICATIONS=stream without the stream handler would publish nothing; the other way, everything twice.
+      throw new Error(`environment.NOTIFICATIONS is "${requested}" but notifications is '${notifications}': set the notifications prop instead`);
+    }
     const environment: Record<string, string> = {
       ...props.environment,
       SFN_MAX_CONCURRENCY: String(props.subTaskConcurrency ?? 2),
       ...(props.retentionDays === undefined ? {} : { TASK_RETENTION_DAYS: String(props.retentionDays) }),
+      ...(notifications === 'stream' ? { NOTIFICATIONS: 'stream' } : {}),
     };
 
     this.table = props.existingTable ? adoptTaskTable(this, 'Table', props.existingTable) : createTaskTable(this, 'Table');
+    if (notifications === 'stream' && !this.table.tableStreamArn) {
+      throw new Error(
+        "notifications: 'stream' reads the table's stream: set existingTable.tableStreamArn (a stream with NEW_AND_OLD_IMAGES) or let the construct create the table",
+      );
+    }
 
     const messaging = createMessaging(this, {
       maxReceiveCount: props.maxReceiveCount ?? 10,
@@ -230,6 +259,18 @@ export class TaskGraphQLService extends Construct {
     this.taskWorker = workers.taskWorker;
     this.subTaskRunner = workers.subTaskRunner;
     this.stateMachine = workers.stateMachine;
+
+    if (notifications === 'stream') {
+      const stream = createStreamPublisher(this, {
+        table: this.table,
+        taskTopic: this.taskTopic,
+        alarmTopic: this.alarmTopic,
+        environment,
+        logRetention,
+      });
+      this.streamPublisher = stream.streamPublisher;
+      this.streamDeadLetterQueue = stream.streamDeadLetterQueue;
+    }
 
     this.vpc = props.vpc ?? defaultVpc(this, logRetention);
     this.jwtSecret =
@@ -269,7 +310,8 @@ export class TaskGraphQLService extends Construct {
     this.alarms = createAlarms(this, {
       alarmTopic: this.alarmTopic,
       deadLetterQueue: this.deadLetterQueue,
-      functions: [this.taskWorker, this.subTaskRunner],
+      functions: [this.taskWorker, this.subTaskRunner, ...(this.streamPublisher ? [this.streamPublisher] : [])],
+      streamDeadLetterQueue: this.streamDeadLetterQueue,
       stateMachine: this.stateMachine,
       loadBalancer: this.service.loadBalancer,
       http5xxThreshold: props.http5xxAlarmThreshold ?? 5,
@@ -281,6 +323,8 @@ export class TaskGraphQLService extends Construct {
       executionsArn: workers.executionsArn,
       stateMachine: this.stateMachine,
       subTaskRunner: this.subTaskRunner,
+      streamPublisher: this.streamPublisher,
+      streamDeadLetterQueue: this.streamDeadLetterQueue,
       taskDefinition: this.service.taskDefinition,
       service: this.service,
       bridgeQueuesArn: server.bridgeQueuesArn,

@@ -9,7 +9,8 @@ export interface ExistingTaskTable {
   /** The table's ARN. */
   readonly tableArn: string;
   /**
-   * Its stream's ARN, for consumers of the stream (none in this construct).
+   * Its stream's ARN (NEW_AND_OLD_IMAGES), read by the stream handler in
+   * stream mode (`notifications: 'stream'`, which requires it).
    * @default no stream
    */
   readonly tableStreamArn?: string;

@@ -76,40 +76,18 @@ export function createWorkers(scope: Construct, props: WorkersProps): Workers {
     SNS_BRIDGE: 'off',
     NODE_OPTIONS: '--enable-source-maps',
   };
-  const worker = (id: string, handler: string, description: string, extra: Record<string, string> = {}) => {
-    const logGroup = new logs.LogGroup(scope, `${id}Logs`, { retention: props.logRetention });
-    // Its own role: write to its own log group only, instead of AWSLambdaBasicExecutionRole's logs:* on every group.
-    const role = new iam.Role(scope, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
-    logGroup.grantWrite(role);
-    const fn = new nodejs.NodejsFunction(scope, id, {
-      description,
+  const worker = (id: string, handler: string, description: string, extra: Record<string, string> = {}) =>
+    createBundledFunction(scope, id, {
       entry: props.entry,
       handler,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+      description,
+      environment: { ...environment, ...extra },
       timeout: props.timeout,
       memorySize: props.memorySize,
-      role,
-      logGroup,
-      environment: { ...environment, ...extra },
-      bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: 'node24',
-        minify: true,
-        // Class and function names stay readable in logs and stack traces.
-        keepNames: true,
-        sourceMap: true,
-        externalModules: [],
-        // CommonJS dependencies inside an ES module bundle call require().
-        banner: "import { createRequire as topLevelCreateRequire } from 'node:module'; const require = topLevelCreateRequire(import.meta.url);",
-        esbuildArgs: { '--alias:dynalite': repoPath('infra/lambda/no-dynalite.ts') },
-      },
+      logRetention: props.logRetention,
+      table: props.table,
+      topics: [props.taskTopic, props.alarmTopic],
     });
-    props.table.grantReadWriteData(fn);
-    props.taskTopic.grantPublish(fn);
-    props.alarmTopic.grantPublish(fn);
-    return fn;
-  };
 
   const taskWorker = worker('TaskWorker', 'sqsHandler', 'Runs queued tasks (task-execute messages)', {
     // Where a retry's backoff is set as the message's visibility.
@@ -137,4 +115,59 @@ export function createWorkers(scope: Construct, props: WorkersProps): Workers {
   stateMachine.grantStartExecution(taskWorker);
 
   return { taskWorker, subTaskRunner, stateMachine, stateMachineLogGroup, executionsArn };
+}
+
+export interface BundledFunctionProps {
+  /** The module bundled (an absolute path). */
+  readonly entry: string;
+  /** The export of `entry` Lambda calls. */
+  readonly handler: string;
+  readonly description: string;
+  readonly environment: Record<string, string>;
+  readonly timeout: Duration;
+  readonly memorySize: number;
+  readonly logRetention: logs.RetentionDays;
+  /** Read and written by the function (grantReadWriteData: the table and its indexes). */
+  readonly table: dynamodb.ITable;
+  /** Published to by the function. */
+  readonly topics: readonly sns.ITopic[];
+}
+
+/**
+ * A Node 24 (arm64) function: an ESM esbuild bundle of `entry`, built at synth
+ * by the esbuild in node_modules, with its own log group and a role that may
+ * write that group only, read and write the table, and publish to the topics.
+ */
+export function createBundledFunction(scope: Construct, id: string, props: BundledFunctionProps): nodejs.NodejsFunction {
+  const logGroup = new logs.LogGroup(scope, `${id}Logs`, { retention: props.logRetention });
+  // Its own role: write to its own log group only, instead of AWSLambdaBasicExecutionRole's logs:* on every group.
+  const role = new iam.Role(scope, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+  logGroup.grantWrite(role);
+  const fn = new nodejs.NodejsFunction(scope, id, {
+    description: props.description,
+    entry: props.entry,
+    handler: props.handler,
+    runtime: lambda.Runtime.NODEJS_24_X,
+    architecture: lambda.Architecture.ARM_64,
+    timeout: props.timeout,
+    memorySize: props.memorySize,
+    role,
+    logGroup,
+    environment: props.environment,
+    bundling: {
+      format: nodejs.OutputFormat.ESM,
+      target: 'node24',
+      minify: true,
+      // Class and function names stay readable in logs and stack traces.
+      keepNames: true,
+      sourceMap: true,
+      externalModules: [],
+      // CommonJS dependencies inside an ES module bundle call require().
+      banner: "import { createRequire as topLevelCreateRequire } from 'node:module'; const require = topLevelCreateRequire(import.meta.url);",
+      esbuildArgs: { '--alias:dynalite': repoPath('infra/lambda/no-dynalite.ts') },
+    },
+  });
+  props.table.grantReadWriteData(fn);
+  for (const topic of props.topics) topic.grantPublish(fn);
+  return fn;
 }

@@ -12,6 +12,7 @@ import { TasksStack, type TasksStackProps } from '../infra/tasks-stack.js';
 import { ALL_INDEXES, TTL_ATTRIBUTE } from '../src/aws/task-table-schema.js';
 import { loadConfig } from '../src/config.js';
 import { loadLambdaConfig } from '../src/lambda/bootstrap.js';
+import { createStreamHandlerFromEnv } from '../src/lambda/stream-handler.js';
 import { loadStateMachineDefinition } from '../src/worker/sub-task-executions.js';
 
 /**
@@ -31,18 +32,22 @@ interface Synthesized {
   template: Template;
 }
 
-function synth(props: TasksStackProps = {}): Synthesized {
+function synth(props: TasksStackProps = {}, { bundle = true } = {}): Synthesized & { outdir: string } {
   const outdir = mkdtempSync(join(tmpdir(), 'infra-test-'));
   outdirs.push(outdir);
   const app = new App({
     outdir,
     // `npm run synth` runs CDK's CloudFormation schema validation; here it would only double the time.
     builtinCloudFormationValidation: false,
-    // No CDKMetadata resource: it carries the CDK version, which would churn the snapshot.
-    context: { 'aws:cdk:version-reporting': false },
+    context: {
+      // No CDKMetadata resource: it carries the CDK version, which would churn the snapshot.
+      'aws:cdk:version-reporting': false,
+      // Without bundling, a function's code is a placeholder: for variants that test wiring only.
+      ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
+    },
   });
   const stack = new TasksStack(app, 'Tasks', { env: { region: REGION }, ...props });
-  return { stack, template: Template.fromStack(stack) };
+  return { stack, template: Template.fromStack(stack), outdir };
 }
 
 afterAll(() => {
@@ -63,6 +68,48 @@ const statementsOf = (template: Template): { policy: string; statement: Statemen
   );
 const actionsOf = (statement: Statement): string[] => [statement.Action].flat();
 const resourcesOf = (statement: Statement): unknown[] => [statement.Resource].flat();
+const grantsOf = (statements: Statement[]) =>
+  statements.flatMap((statement) =>
+    actionsOf(statement).flatMap((action) => resourcesOf(statement).map((resource) => ({ action, resource: JSON.stringify(resource) }))),
+  );
+
+/** Actions that cannot be scoped to a resource (AWS service authorization reference). */
+const UNSCOPABLE = new Set([
+  'sqs:ListQueues',
+  'ecr:GetAuthorizationToken',
+  'dynamodb:ListStreams',
+  'logs:CreateLogDelivery',
+  'logs:GetLogDelivery',
+  'logs:UpdateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:DescribeResourcePolicies',
+  'logs:DescribeLogGroups',
+  'xray:PutTraceSegments',
+  'xray:PutTelemetryRecords',
+  'xray:GetSamplingRules',
+  'xray:GetSamplingTargets',
+]);
+/** Every statement allows; "*" only for UNSCOPABLE actions; no service-wide action wildcard. */
+function expectScoped(statements: { policy: string; statement: Statement }[]): void {
+  for (const { policy, statement } of statements) {
+    expect(statement.Effect, policy).toBe('Allow');
+    if (resourcesOf(statement).includes('*')) {
+      expect(actionsOf(statement).filter((action) => !UNSCOPABLE.has(action)), policy).toEqual([]);
+    }
+    for (const action of actionsOf(statement)) expect(action, policy).not.toMatch(/^[a-z0-9-]+:\*$|^\*$/);
+  }
+}
+
+/** The acknowledgments under `scope` as `<path below the construct>: <rule>[Action|Resource]`, sorted. */
+function acknowledgedFindings(scope: IConstruct): string[] {
+  const acknowledged = acknowledgments(scope).filter(({ id }) => id.includes('AwsSolutions-'));
+  for (const { id, reason } of acknowledged) expect(reason.length, id).toBeGreaterThan(40);
+  return acknowledged
+    .map(({ path, id }) => `${path.replace(/^Tasks\/Tasks\/?/, '') || '.'}: ${id.replace(/^Annotation::/, '').replace(/\[(\w+)::.*\]$/, '[$1]')}`)
+    .sort();
+}
 
 /** Stand-ins for the values CloudFormation fills in, by variable, to run the service's own config parsing. */
 const SAMPLE_VALUES: Record<string, string> = {
@@ -253,6 +300,20 @@ describe('the task service stack', () => {
     }
   });
 
+  test('notifications default to the service: no stream handler, no stream event source, no NOTIFICATIONS', () => {
+    expect(stack.service.streamPublisher).toBeUndefined();
+    expect(stack.service.streamDeadLetterQueue).toBeUndefined();
+    const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping') as Resources);
+    expect(mappings.map((mapping) => mapping.Properties!.StartingPosition)).toEqual([undefined]);
+    template.resourceCountIs('AWS::SQS::Queue', 2);
+    for (const fn of Object.values(template.findResources('AWS::Lambda::Function') as Resources)) {
+      expect(fn.Properties!.Environment.Variables).not.toHaveProperty('NOTIFICATIONS');
+      expect(loadLambdaConfig(sampleEnvironment(fn.Properties!.Environment.Variables)).sns.notifications).toBe('service');
+    }
+    const [, taskDefinition] = only(template.findResources('AWS::ECS::TaskDefinition') as Resources);
+    expect((taskDefinition.Properties!.ContainerDefinitions[0].Environment as { Name: string }[]).map((e) => e.Name)).not.toContain('NOTIFICATIONS');
+  });
+
   test('the state machine: the shipped definition with the runner substituted for ${SubTaskRunnerArn}', () => {
     const machine = resources[logicalIdOf(stack.service.stateMachine)]!.Properties!;
     const shipped = readFileSync(repoPath('statemachine/sub-tasks.asl.json'), 'utf8');
@@ -369,38 +430,14 @@ describe('the task service stack', () => {
 
   test('IAM: every grant is scoped; "*" only where the action has no resource type', () => {
     const statements = statementsOf(template);
-    for (const { statement } of statements) expect(statement.Effect).toBe('Allow');
-    // Actions that cannot be scoped to a resource (AWS service authorization reference).
-    const unscopable = new Set([
-      'sqs:ListQueues',
-      'ecr:GetAuthorizationToken',
-      'logs:CreateLogDelivery',
-      'logs:GetLogDelivery',
-      'logs:UpdateLogDelivery',
-      'logs:DeleteLogDelivery',
-      'logs:ListLogDeliveries',
-      'logs:PutResourcePolicy',
-      'logs:DescribeResourcePolicies',
-      'logs:DescribeLogGroups',
-      'xray:PutTraceSegments',
-      'xray:PutTelemetryRecords',
-      'xray:GetSamplingRules',
-      'xray:GetSamplingTargets',
-    ]);
-    for (const { policy, statement } of statements) {
-      if (resourcesOf(statement).includes('*')) {
-        expect(actionsOf(statement).filter((action) => !unscopable.has(action)), policy).toEqual([]);
-      }
-      for (const action of actionsOf(statement)) expect(action, policy).not.toMatch(/^[a-z0-9-]+:\*$|^\*$/);
-    }
+    expectScoped(statements);
+    // No stream reads without stream mode (grantReadWriteData's GetRecords is on the table ARN, which names no stream).
+    expect(statements.flatMap(({ statement }) => actionsOf(statement)).filter((action) => /^dynamodb:\w*Streams?$/.test(action))).toEqual([]);
+    expect(JSON.stringify(statements)).not.toContain('StreamArn');
 
     const roleOf = (policy: string) => (resources[policy]!.Properties!.Roles as { Ref: string }[])[0]!.Ref;
-    const statementsOfRole = (role: IConstruct) =>
-      statements.filter(({ policy }) => roleOf(policy) === logicalIdOf(role)).map(({ statement }) => statement);
     const grants = (role: IConstruct) =>
-      statementsOfRole(role).flatMap((statement) =>
-        actionsOf(statement).flatMap((action) => resourcesOf(statement).map((resource) => ({ action, resource: JSON.stringify(resource) }))),
-      );
+      grantsOf(statements.filter(({ policy }) => roleOf(policy) === logicalIdOf(role)).map(({ statement }) => statement));
     const tableArn = JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(stack.service.table), 'Arn'] });
     const serverRole = stack.service.service.taskDefinition.taskRole;
     const workerRole = stack.service.taskWorker.role!;
@@ -461,10 +498,8 @@ describe('the task service stack', () => {
     expect(violations.map((violation) => `${violation.ruleName} at ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
 
     // CDK acknowledges some of its own CloudFormation-Validate findings; these are ours.
-    const acknowledged = acknowledgments(stack).filter(({ id }) => id.includes('AwsSolutions-'));
-    for (const { id, reason } of acknowledged) expect(reason.length, id).toBeGreaterThan(40);
     // A new acknowledgment is a decision: this list changes with it.
-    expect(acknowledged.map(({ path, id }) => `${path.replace(/^Tasks\/Tasks\/?/, '') || '.'}: ${id.replace(/^Annotation::/, '').replace(/\[(\w+)::.*\]$/, '[$1]')}`).sort()).toEqual([
+    expect(acknowledgedFindings(stack)).toEqual([
       '.: AwsSolutions-IAM5[Action]', // kms:GenerateDataKey* of topic publishers
       '.: AwsSolutions-IAM5[Resource]', // the table's indexes
       '.: AwsSolutions-IAM5[Resource]', // the state machine's executions
@@ -520,5 +555,161 @@ describe('with an existing table', () => {
   test('cdk-nag AwsSolutions: no unacknowledged finding', () => {
     const { violations } = new AwsSolutionsChecks().validateScope(stack);
     expect(violations.map((violation) => violation.ruleName)).toEqual([]);
+  });
+});
+
+describe('stream mode (notifications: stream)', () => {
+  let stack: TasksStack;
+  let template: Template;
+  let resources: Resources;
+  let outdir: string;
+  const logicalIdOf = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as never);
+
+  beforeAll(() => {
+    ({ stack, template, outdir } = synth({ service: { notifications: 'stream' } }));
+    resources = template.toJSON().Resources as Resources;
+  });
+
+  test('the stream handler: a Node 24 bundle of src/lambda/stream-handler.ts whose environment the handler accepts', () => {
+    const publisher = resources[logicalIdOf(stack.service.streamPublisher!)]!.Properties!;
+    expect(publisher).toMatchObject({ Handler: 'index.streamHandler', Runtime: 'nodejs24.x', Architectures: ['arm64'] });
+    expect(publisher.Code).not.toEqual(resources[logicalIdOf(stack.service.taskWorker)]!.Properties!.Code);
+    // The bundle exports the handler Lambda calls.
+    const bundle = readFileSync(join(outdir, `asset.${String(publisher.Code.S3Key).replace(/\.zip$/, '')}`, 'index.mjs'), 'utf8');
+    expect(bundle).toMatch(/export\s*\{[^}]*\bas streamHandler\b|export\s*\{[^}]*\bstreamHandler\b/);
+
+    const variables = publisher.Environment.Variables as Record<string, unknown>;
+    expect(variables).toMatchObject({
+      TASKS_TABLE: { Ref: logicalIdOf(stack.service.table) },
+      SNS_TOPIC_ARN: { Ref: logicalIdOf(stack.service.taskTopic) },
+      SNS_ALARM_TOPIC_ARN: { Ref: logicalIdOf(stack.service.alarmTopic) },
+      NOTIFICATIONS: 'stream',
+    });
+    // AWS_REGION is set by the Lambda runtime.
+    expect(() => createStreamHandlerFromEnv({ ...sampleEnvironment(variables), AWS_REGION: REGION })).not.toThrow();
+  });
+
+  test('its event source: the table stream from TRIM_HORIZON, partial batch responses, bisect, bounded retries, a dead-letter queue', () => {
+    const publisherId = logicalIdOf(stack.service.streamPublisher!);
+    const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping') as Resources).filter(
+      (mapping) => mapping.Properties!.FunctionName.Ref === publisherId,
+    );
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]!.Properties).toEqual({
+      FunctionName: { Ref: publisherId },
+      EventSourceArn: { 'Fn::GetAtt': [logicalIdOf(stack.service.table), 'StreamArn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [logicalIdOf(stack.service.streamDeadLetterQueue!), 'Arn'] } } },
+    });
+    template.hasResourceProperties('AWS::DynamoDB::Table', { StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' } });
+    const dlq = resources[logicalIdOf(stack.service.streamDeadLetterQueue!)]!.Properties!;
+    expect(dlq).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+  });
+
+  test('NOTIFICATIONS=stream on the server and both workers, which still parse their configuration', () => {
+    for (const fn of [stack.service.taskWorker, stack.service.subTaskRunner]) {
+      const variables = resources[logicalIdOf(fn)]!.Properties!.Environment.Variables as Record<string, unknown>;
+      expect(variables.NOTIFICATIONS).toBe('stream');
+      expect(loadLambdaConfig(sampleEnvironment(variables)).sns.notifications).toBe('stream');
+    }
+    const [, taskDefinition] = only(template.findResources('AWS::ECS::TaskDefinition') as Resources);
+    const variables = Object.fromEntries(
+      (taskDefinition.Properties!.ContainerDefinitions[0].Environment as { Name: string; Value: unknown }[]).map((e) => [e.Name, e.Value]),
+    );
+    expect(variables.NOTIFICATIONS).toBe('stream');
+    expect(loadConfig({ ...sampleEnvironment(variables), JWT_SECRET: 's'.repeat(32) }).sns.notifications).toBe('stream');
+  });
+
+  test("the stream handler's grants: the table and indexes, its stream, both topics, its dead-letter queue; nothing else", () => {
+    const statements = statementsOf(template);
+    expectScoped(statements);
+    const role = stack.service.streamPublisher!.role!;
+    const own = statements.filter(({ policy }) => resources[policy]!.Properties!.Roles[0].Ref === logicalIdOf(role));
+    const granted = grantsOf(own.map(({ statement }) => statement));
+    const ref = (construct: IConstruct) => JSON.stringify({ Ref: logicalIdOf(construct) });
+    const tableArn = JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(stack.service.table), 'Arn'] });
+    const streamArn = JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(stack.service.table), 'StreamArn'] });
+    const dlqArn = JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(stack.service.streamDeadLetterQueue!), 'Arn'] });
+    // grantReadWriteData: the list-key repair reads and conditionally updates tasks.
+    for (const action of ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:PutItem']) {
+      expect(granted).toContainEqual({ action, resource: tableArn });
+    }
+    for (const action of ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator']) {
+      expect(granted).toContainEqual({ action, resource: streamArn });
+    }
+    expect(granted).toContainEqual({ action: 'dynamodb:ListStreams', resource: '"*"' });
+    expect(granted).toContainEqual({ action: 'sns:Publish', resource: ref(stack.service.taskTopic) });
+    expect(granted).toContainEqual({ action: 'sns:Publish', resource: ref(stack.service.alarmTopic) });
+    expect(granted).toContainEqual({ action: 'sqs:SendMessage', resource: dlqArn });
+    // Every grant is on one of these, or is a write to its own log group.
+    const allowed = new Set([tableArn, streamArn, dlqArn, ref(stack.service.taskTopic), ref(stack.service.alarmTopic), '"*"']);
+    const others = granted.filter(({ resource }) => !allowed.has(resource) && !resource.includes(`${logicalIdOf(stack.service.table)}","Arn"]},"/index/*"`));
+    for (const { action, resource } of others) {
+      expect(action, resource).toMatch(/^logs:|^kms:/);
+    }
+    expect(granted.filter(({ resource }) => resource === '"*"').map(({ action }) => action)).toEqual(['dynamodb:ListStreams']);
+    expect(granted.map(({ action }) => action).filter((action) => /^(states|lambda|sqs:Receive)/.test(action))).toEqual([]);
+  });
+
+  test('alarms: the stream dead-letter queue and the stream handler errors, to the alarm topic', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm') as Resources).map((a) => a.Properties!);
+    expect(alarms).toHaveLength(7);
+    expect(alarms).toContainEqual(
+      expect.objectContaining({
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalIdOf(stack.service.streamDeadLetterQueue!), 'QueueName'] } }],
+        Threshold: 0,
+        AlarmActions: [{ Ref: logicalIdOf(stack.service.alarmTopic) }],
+      }),
+    );
+    expect(alarms).toContainEqual(
+      expect.objectContaining({
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(stack.service.streamPublisher!) } }],
+        AlarmActions: [{ Ref: logicalIdOf(stack.service.alarmTopic) }],
+      }),
+    );
+  });
+
+  test('cdk-nag AwsSolutions: no unacknowledged finding; two more acknowledgments, each with its reason', () => {
+    const { violations } = new AwsSolutionsChecks().validateScope(stack);
+    expect(violations.map((violation) => `${violation.ruleName} at ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+    const acknowledged = acknowledgedFindings(stack);
+    expect(acknowledged).toContain('StreamPublisherRole: AwsSolutions-IAM5[Resource]'); // dynamodb:ListStreams
+    expect(acknowledged).toContain('StreamDeadLetterQueue: AwsSolutions-SQS3'); // a dead-letter queue itself
+    expect(acknowledged).toHaveLength(14);
+  });
+});
+
+describe('stream mode with an existing table', () => {
+  test("reads the given stream; the grants name it; cdk-nag passes", () => {
+    const { stack, template } = synth(
+      { service: { notifications: 'stream', existingTable: { tableArn: EXISTING_TABLE_ARN, tableStreamArn: EXISTING_STREAM_ARN } } },
+      { bundle: false },
+    );
+    const publisherId = stack.getLogicalId(stack.service.streamPublisher!.node.defaultChild as never);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: publisherId },
+      EventSourceArn: EXISTING_STREAM_ARN,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    const reads = statementsOf(template).filter(({ statement }) => actionsOf(statement).includes('dynamodb:DescribeStream'));
+    expect(reads.map(({ statement }) => resourcesOf(statement))).toEqual([[EXISTING_STREAM_ARN]]);
+    expect(new AwsSolutionsChecks().validateScope(stack).violations.map((violation) => violation.ruleName)).toEqual([]);
+  });
+
+  test('without its stream ARN, synth fails and says what to set', () => {
+    expect(() => synth({ service: { notifications: 'stream', existingTable: { tableArn: EXISTING_TABLE_ARN } } }, { bundle: false })).toThrow(
+      /notifications: 'stream'.*existingTable\.tableStreamArn/,
+    );
+  });
+
+  test('NOTIFICATIONS in environment must agree with the notifications prop', () => {
+    expect(() => synth({ service: { environment: { NOTIFICATIONS: 'stream' } } }, { bundle: false })).toThrow(/set the notifications prop/);
   });
 });
