@@ -15,6 +15,7 @@ import { ulid } from 'ulid';
 import type { TaskNotification } from '../live/notification.js';
 import type { Logger } from '../logger.js';
 import { BRIDGE_TAGS, isQueueGone, sweepBridgeQueues, topicNameOf } from './sqs-bridge-sweep.js';
+import { stoppable } from './stoppable.js';
 
 export const DEFAULT_BRIDGE_QUEUE_PREFIX = 'task-bridge-';
 /** SQS queue names are at most 80 characters; a ULID takes 26. */
@@ -166,18 +167,7 @@ export async function startSqsBridge(options: SqsBridgeOptions): Promise<SqsBrid
 
   let current = await establish();
 
-  /** Settles with `promise`, or with undefined as soon as stop() is called (listener removed either way). */
-  const orStop = <T>(promise: Promise<T>): Promise<T | undefined> =>
-    new Promise<T | undefined>((resolve, reject) => {
-      const onAbort = () => resolve(undefined);
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
-  const pause = (ms: number) => {
-    let timer: NodeJS.Timeout | undefined;
-    return orStop(new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))).finally(() => clearTimeout(timer));
-  };
+  const { orStop, pause } = stoppable(signal);
 
   /** Hands each body on, in order; returns the messages to delete (handled or malformed). */
   async function handle(messages: Message[]): Promise<Message[]> {

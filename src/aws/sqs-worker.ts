@@ -9,6 +9,7 @@ import type { Logger } from '../logger.js';
 import { parseTaskId, type TaskKey } from '../tasks/keys.js';
 import type { RunOutcome } from '../worker/task-runner.js';
 import type { TaskExecuteMessage } from './sns-execution-queue.js';
+import { stoppable } from './stoppable.js';
 
 /** What runs a delivered task: TaskExecution (idempotent, so redeliveries change nothing twice). */
 export interface TaskExecutor {
@@ -185,18 +186,7 @@ export function startSqsWorker(options: SqsWorkerOptions): SqsWorker {
     active.add(work);
   }
 
-  /** Settles with `promise`, or with undefined as soon as stop() is called (listener removed either way). */
-  const orStop = <T>(promise: Promise<T>): Promise<T | undefined> =>
-    new Promise<T | undefined>((resolve, reject) => {
-      const onAbort = () => resolve(undefined);
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
-  const pause = (ms: number) => {
-    let timer: NodeJS.Timeout | undefined;
-    return orStop(new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))).finally(() => clearTimeout(timer));
-  };
+  const { orStop, pause } = stoppable(signal);
 
   async function poll(): Promise<void> {
     let errorDelayMs = baseErrorDelayMs;
