@@ -233,3 +233,30 @@ describe('logs', () => {
     expect(lines).toEqual([]);
   });
 });
+
+describe('graphql-sse single-connection mode', () => {
+  test('a stream reservation (PUT) and token-addressed requests get a clear 405 naming what works instead', async () => {
+    const token = await app.token('sse-single');
+    const requests: [string, RequestInit][] = [
+      [app.url, { method: 'PUT' }],
+      [app.url, { method: 'POST', headers: { 'x-graphql-event-stream-token': 'abc', 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' }],
+      [`${app.url}?token=abc`, { method: 'GET', headers: { accept: 'text/event-stream' } }],
+    ];
+    for (const [url, init] of requests) {
+      const response = await fetch(url, { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } });
+      expect(response.status).toBe(405);
+      expect(response.headers.get('allow')).toBe('GET, POST');
+      const body = (await response.json()) as { errors: { message: string; extensions: { code: string } }[] };
+      expect(body.errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
+      expect(body.errors[0]!.message).toMatch(/distinct-connections mode/);
+    }
+    // The distinct-connections mode is unaffected.
+    const sse = await fetch(app.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    expect(sse.status).toBe(200);
+    expect(await sse.text()).toMatch(/event: next/);
+  });
+});

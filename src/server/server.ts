@@ -93,6 +93,7 @@ export function createServer(options: ServerOptions) {
     const path = (req.url ?? '/').split('?')[0]!;
     const route = options.routes[path];
     if (route) return route(req, res);
+    if (path === GRAPHQL_PATH && isSingleConnectionSse(req)) return refuseSingleConnectionSse(res);
     if (path === GRAPHQL_PATH && !enforceBodyLimit(req, res, options.limits.maxBodyBytes)) return;
     return yoga.requestListener(req, res);
   });
@@ -139,6 +140,31 @@ export function createServer(options: ServerOptions) {
     clearTimeout(timer);
     await yoga.dispose();
   }
+}
+
+/**
+ * graphql-sse's single-connection mode: a PUT reserves a stream, and later
+ * requests name it with a token (header or `token` query parameter). Not
+ * served: its reservations would be per-replica state behind a load balancer.
+ * The distinct-connections mode (POST with `accept: text/event-stream`) and
+ * WebSocket are.
+ */
+function isSingleConnectionSse(req: IncomingMessage): boolean {
+  if (req.method === 'PUT' || req.headers['x-graphql-event-stream-token'] !== undefined) return true;
+  return req.method === 'GET' && /[?&]token=/.test(req.url ?? '');
+}
+
+function refuseSingleConnectionSse(res: ServerResponse): void {
+  res.setHeader('allow', 'GET, POST');
+  json(res, 405, {
+    errors: [
+      {
+        message:
+          'graphql-sse single-connection mode is not supported: use its distinct-connections mode (POST with accept: text/event-stream) or graphql-ws over WebSocket',
+        extensions: { code: 'BAD_USER_INPUT' },
+      },
+    ],
+  });
 }
 
 /** Why listening failed, in words an operator can act on. */
