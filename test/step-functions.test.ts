@@ -583,3 +583,34 @@ describe('the shipped state machine', () => {
     expect(Buffer.byteLength(JSON.stringify(input), 'utf8')).toBeLessThan(256 * 1024);
   });
 });
+
+describe('sub-task items', () => {
+  test('copy requestId, createdIp and updatedIp from the parent, as the original package does', () => {
+    const parent = {
+      id: 'SFN_TASK#t#T#01ARZ3NDEKTSV4RRFFQ69G5FAV',
+      pk: 'SFN_TASK#t',
+      sk: 'T#01ARZ3NDEKTSV4RRFFQ69G5FAV',
+      code: '01ARZ3NDEKTSV4RRFFQ69G5FAV',
+      kind: 'SFN_TASK',
+      type: 'T',
+      name: 'T',
+      tenantCode: 't',
+      status: 'PROCESSING',
+      input: [{ a: 1 }, { a: 2 }],
+      attributes: {},
+      version: 2,
+      requestId: 'req-1',
+      createdIp: '10.0.0.1',
+      updatedIp: '10.0.0.2',
+      createdAt: '2026-01-01T00:00:00.000Z',
+      updatedAt: '2026-01-01T00:00:01.000Z',
+      createdBy: 'carol',
+      updatedBy: 'system:worker',
+    } satisfies Task;
+    const subs = subTasksOf(parent);
+    expect(subs).toHaveLength(2);
+    for (const sub of subs) {
+      expect(sub).toMatchObject({ requestId: 'req-1', createdIp: '10.0.0.1', updatedIp: '10.0.0.2', parentId: parent.id });
+    }
+  });
+});

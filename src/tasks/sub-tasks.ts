@@ -25,7 +25,10 @@ export function subTasksOf(parent: Task, now: Date = new Date()): Task[] {
       version: 1,
       parentId: parent.id,
       subTaskIndex: index,
+      // Copied from the parent, as the original package does.
       requestId: parent.requestId,
+      createdIp: parent.createdIp,
+      updatedIp: parent.updatedIp,
       createdAt: at,
       updatedAt: at,
       createdBy: parent.updatedBy,
