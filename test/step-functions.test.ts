@@ -155,13 +155,20 @@ async function settled(id: string, total = N) {
     async () => {
       const task = await getTask(id);
       if (task.version !== since.version) since = { version: task.version, at: Date.now() };
-      return { status: task.status, error: task.attributes.error, ...countsOf(task), stableMs: Date.now() - since.at };
+      return {
+        status: task.status,
+        error: task.attributes.error,
+        ...countsOf(task),
+        stableMs: Date.now() - since.at,
+        // A sweep (cancel, FAIL_FAST) writes the parent only when it ends: no change meanwhile is not "stuck".
+        sweeping: task.attributes.pendingSweep !== undefined,
+      };
     },
     (task) =>
       (['COMPLETED', 'FAILED'].includes(task.status) &&
         task.subTaskRunningCount === 0 &&
         task.subTaskSucceedCount + task.subTaskFailedCount >= total) ||
-      task.stableMs > 1_500,
+      (task.stableMs > 1_500 && !task.sweeping),
     20_000,
   );
   return getTask(id);
