@@ -38,3 +38,14 @@ export { exampleHandlers, exampleSubTaskHandlers } from './worker/example-handle
 export type { Task, TaskAttributes, TaskKind } from './tasks/task.js';
 export type { TaskStatus } from './tasks/status.js';
 export type { RunningApp } from './app.js';
+export {
+  TASK_STATUS_EVENT_SELECTION,
+  watchTasks,
+  watchTasksDocument,
+  WatchTasksError,
+  type TaskEventFilter,
+  type TaskStatusEvent,
+  type TaskWatch,
+  type WatchedTask,
+  type WatchTasksOptions,
+} from './client/index.js';
