@@ -682,3 +682,46 @@ describe('tasks: cursors are bound to their query', () => {
     },
   );
 });
+
+describe('a status changed by another writer, without the list keys', () => {
+  test('the task is never listed under the status it no longer has; pages stay full', async () => {
+    const { DynamoDBClient, UpdateItemCommand } = await import('@aws-sdk/client-dynamodb');
+    const token = await app.token('stale-keys');
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await app.gql(CREATE_TASK, { input: { taskType: 'STALE', input: { i } } }, token);
+      ids.push(res.data!.createTask.id);
+      await app.gql(UPDATE_STATUS, { input: { id: ids[i], status: 'PROCESSING' } }, token);
+    }
+    // As @mbc-cqrs-serverless/task's updateStatus does: status and attributes only, no list keys, no version.
+    const raw = new DynamoDBClient({
+      endpoint: app.dynamoEndpoint,
+      region: 'local',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    try {
+      for (const id of ids.slice(0, 2)) {
+        const [kind, tenant, type, code] = id.split('#');
+        await raw.send(
+          new UpdateItemCommand({
+            TableName: app.store.tableName,
+            Key: { pk: { S: `${kind}#${tenant}` }, sk: { S: `${type}#${code}` } },
+            UpdateExpression: 'SET #status = :s',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':s': { S: 'COMPLETED' } },
+          }),
+        );
+      }
+    } finally {
+      raw.destroy();
+    }
+    const processing = await app.gql(LIST_TASKS, { filter: { status: 'PROCESSING' }, first: 2 }, token);
+    const first = processing.data!.tasks;
+    expect(first.edges.map((edge: any) => edge.node.status)).toEqual(['PROCESSING', 'PROCESSING']);
+    expect(first.pageInfo.hasNextPage).toBe(true);
+    const second = await app.gql(LIST_TASKS, { filter: { status: 'PROCESSING' }, first: 2, after: first.pageInfo.endCursor }, token);
+    const listed = [...first.edges, ...second.data!.tasks.edges].map((edge: any) => edge.node.id);
+    expect(new Set(listed)).toEqual(new Set(ids.slice(2)));
+    expect(second.data!.tasks.pageInfo.hasNextPage).toBe(false);
+  });
+});

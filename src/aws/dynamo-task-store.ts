@@ -314,6 +314,9 @@ export class DynamoTaskStore implements TaskStore {
       after: query.after,
       forward: query.order === 'ASC',
       sortFrom: query.updatedSince,
+      // Another writer (the original package) may change a status without moving the item's list keys:
+      // never list a task under a status it no longer has.
+      keep: query.status ? (item) => item.status === query.status : undefined,
     });
   }
 
@@ -438,13 +441,14 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   /**
-   * Reads one page of an index. Queries have no filter expression, so every item
-   * read is returned; the loop only continues past DynamoDB's 1 MB response cap.
+   * Reads one page of an index. Every filter is a key condition, so every item
+   * read is normally returned; the loop continues past DynamoDB's 1 MB response
+   * cap, and past items `keep` refuses (stale index entries), so pages stay full.
    */
   private async queryIndex(
     index: IndexSpec,
     partition: string,
-    options: { limit: number; after?: string; forward: boolean; sortFrom?: string },
+    options: { limit: number; after?: string; forward: boolean; sortFrom?: string; keep?: (item: Item) => boolean },
   ): Promise<Page<Task>> {
     const names: Record<string, string> = { '#p': index.partitionKey };
     const values: Record<string, unknown> = { ':p': partition };
@@ -471,7 +475,7 @@ export class DynamoTaskStore implements TaskStore {
           ExclusiveStartKey: startKey,
         }),
       );
-      items.push(...(page.Items ?? []));
+      for (const item of page.Items ?? []) if (!options.keep || options.keep(item)) items.push(item);
       startKey = page.LastEvaluatedKey;
     } while (startKey && items.length <= options.limit);
 
