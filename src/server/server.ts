@@ -11,6 +11,7 @@ import type { LiveTasks } from '../live/live-tasks.js';
 import { StartupError } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import { enforceBodyLimit } from './body-limit.js';
+import { renderGraphiQL, serveGraphiQLAsset } from './graphiql.js';
 import { attachGraphQLWs } from './graphql-ws.js';
 import { createMaskError } from './mask-error.js';
 import { useDocumentLimits } from './use-document-limits.js';
@@ -77,6 +78,8 @@ export function createServer(options: ServerOptions) {
       title: 'Tasks',
       headers: options.graphiql.headers ? JSON.stringify(options.graphiql.headers, null, 2) : undefined,
     },
+    // Served from this process (graphiql.ts), not yoga's default page, which loads everything from unpkg.com.
+    renderGraphiQL,
     landingPage: false,
     plugins: [
       // Report limit violations as validation errors (given a code by useErrorCodes) rather than throwing.
@@ -93,6 +96,7 @@ export function createServer(options: ServerOptions) {
     const path = (req.url ?? '/').split('?')[0]!;
     const route = options.routes[path];
     if (route) return route(req, res);
+    if (options.graphiql && (await serveGraphiQLAsset(req, res, path))) return;
     if (path === GRAPHQL_PATH && isSingleConnectionSse(req)) return refuseSingleConnectionSse(res);
     if (path === GRAPHQL_PATH && !enforceBodyLimit(req, res, options.limits.maxBodyBytes)) return;
     return yoga.requestListener(req, res);
