@@ -1,7 +1,7 @@
 import { TASK_STATUSES } from '../src/tasks/status.js';
 import { TASK_KINDS, type Task } from '../src/tasks/task.js';
 import type { Page } from '../src/tasks/task-store.js';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../src/tasks/limits.js';
+import { checkClientAttributes, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../src/tasks/limits.js';
 import { attributesWithProgress } from '../src/tasks/sub-tasks.js';
 import { FAILURE_POLICIES } from '../src/tasks/task-service.js';
 import { builder } from './builder.js';
@@ -157,7 +157,9 @@ builder.mutationFields((t) => ({
   updateStatus: t.field({
     type: TaskRef,
     args: { input: t.arg({ type: UpdateStatusInput, required: true }) },
-    resolve: (_root, args, ctx) =>
-      ctx.tasks.updateStatus(ctx.actor, { ...args.input, id: String(args.input.id) }),
+    resolve: (_root, args, ctx) => {
+      checkClientAttributes(args.input.attributes);
+      return ctx.tasks.updateStatus(ctx.actor, { ...args.input, id: String(args.input.id) });
+    },
   }),
 }));

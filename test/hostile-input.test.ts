@@ -260,3 +260,22 @@ describe('graphql-sse single-connection mode', () => {
     expect(await sse.text()).toMatch(/event: next/);
   });
 });
+
+describe('the worker bookkeeping keys', () => {
+  test.each(['lease', 'attempt', 'nextAttemptAt', 'subTasksWritten', 'pendingSweep'])(
+    'updateStatus with attributes.%s is BAD_USER_INPUT and changes nothing',
+    async (key) => {
+      const token = await app.token('reserved-keys');
+      const created = await app.gql(CREATE_TASK, { input: { taskType: 'REPORT', input: {} } }, token);
+      const id = created.data!.createTask.id;
+      const res = await app.gql(
+        UPDATE_STATUS,
+        { input: { id, status: 'PROCESSING', attributes: { [key]: { owner: 'me', until: '2999-01-01T00:00:00Z' }, progress: 1 } } },
+        token,
+      );
+      expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'attributes', reserved: [key] });
+      const after = await app.gql(GET_TASK, { id }, token);
+      expect(after.data!.task).toMatchObject({ status: 'CREATED', version: 1, attributes: {} });
+    },
+  );
+});

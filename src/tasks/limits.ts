@@ -90,6 +90,24 @@ export function checkJson(field: string, value: unknown, limit = MAX_INPUT_BYTES
   checkPayloadSize(field, value, limit);
 }
 
+/**
+ * Attribute keys the worker keeps its bookkeeping under. A client that wrote
+ * them could hold a lease forever or fake a sweep's state and strand work,
+ * so updateStatus refuses them from clients.
+ */
+export const RESERVED_ATTRIBUTE_KEYS = ['lease', 'attempt', 'nextAttemptAt', 'subTasksWritten', 'pendingSweep'] as const;
+
+export function checkClientAttributes(attributes: unknown): void {
+  if (attributes === null || typeof attributes !== 'object' || Array.isArray(attributes)) return;
+  const reserved = RESERVED_ATTRIBUTE_KEYS.filter((key) => Object.hasOwn(attributes, key));
+  if (reserved.length > 0) {
+    throw badInput(`attributes ${reserved.join(', ')} ${reserved.length === 1 ? 'is' : 'are'} kept by the worker and cannot be set`, {
+      field: 'attributes',
+      reserved,
+    });
+  }
+}
+
 /** Serialized size in bytes, the measure DynamoDB's item limit is close to. */
 export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
 
