@@ -116,6 +116,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
     return value;
   };
+  const choice = <T extends string>(name: string, values: readonly T[], fallback: T): T => {
+    const raw = text(name)?.toLowerCase() ?? fallback;
+    if (!(values as readonly string[]).includes(raw)) {
+      throw new ConfigError(`${name} must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}, got "${raw}"`);
+    }
+    return raw as T;
+  };
   const flag = (name: string, fallback: boolean): boolean => {
     const raw = text(name)?.toLowerCase();
     if (raw === undefined) return fallback;
@@ -139,17 +146,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     throw new ConfigError('With DynamoDB configured, set JWT_SECRET or JWKS_URL (development tokens are for the embedded default only)');
   }
 
-  const logLevel = (text('LOG_LEVEL') ?? 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const logLevel = choice<LogLevel>('LOG_LEVEL', LOG_LEVELS, 'info');
   const retention = text('TASK_RETENTION_DAYS');
   const topicArn = text('SNS_TOPIC_ARN');
   const publicUrl = text('PUBLIC_URL');
   if (publicUrl && !topicArn) throw new ConfigError('PUBLIC_URL subscribes this server to SNS_TOPIC_ARN: set both');
   if (publicUrl && !/^https?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError('PUBLIC_URL must be an http(s) URL');
-  const notifications = (text('NOTIFICATIONS') ?? 'service').toLowerCase() as SnsConfig['notifications'];
-  if (notifications !== 'service' && notifications !== 'stream') {
-    throw new ConfigError(`NOTIFICATIONS must be service or stream, got "${String(notifications)}"`);
-  }
+  const notifications = choice<SnsConfig['notifications']>('NOTIFICATIONS', ['service', 'stream'], 'service');
   const bridge = snsBridgeOf(text('SNS_BRIDGE')?.toLowerCase(), { topicArn, publicUrl, storage });
   const bridgeQueuePrefix = text('BRIDGE_QUEUE_PREFIX') ?? DEFAULT_BRIDGE_QUEUE_PREFIX;
   if (!new RegExp(`^[A-Za-z0-9_-]{1,${MAX_BRIDGE_QUEUE_PREFIX_LENGTH}}$`).test(bridgeQueuePrefix)) {

@@ -251,20 +251,13 @@ export class DynamoTaskStore implements TaskStore {
     // The list keys follow the status; version and updatedAt tell a later change by any writer.
     names['#status'] = 'status';
     const pins: string[] = ['attribute_exists(pk)'];
-    if (seen.status === undefined) pins.push('attribute_not_exists(#status)');
-    else {
-      values[':status'] = seen.status;
-      pins.push('#status = :status');
-    }
-    if (version === undefined) pins.push('attribute_not_exists(#version)');
-    else {
-      values[':version'] = version;
-      pins.push('#version = :version');
-    }
-    if (seen.updatedAt === undefined) pins.push('attribute_not_exists(#updatedAt)');
-    else {
-      values[':updatedAt'] = seen.updatedAt;
-      pins.push('#updatedAt = :updatedAt');
+    for (const name of ['status', 'version', 'updatedAt']) {
+      const value = name === 'version' ? version : seen[name];
+      if (value === undefined) pins.push(`attribute_not_exists(#${name})`);
+      else {
+        values[`:${name}`] = value;
+        pins.push(`#${name} = :${name}`);
+      }
     }
     try {
       const { Attributes } = await this.db.send(

@@ -1,7 +1,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { isDeepStrictEqual } from 'node:util';
-import { alarmOf, notificationOf } from '../live/notification.js';
+import { failureAlarmOf, notificationOf } from '../live/notification.js';
 import type { Logger } from '../logger.js';
 import { kindOfPk } from '../tasks/keys.js';
 import type { TaskChange } from '../tasks/publisher.js';
@@ -106,10 +106,10 @@ export class StreamNotifier {
 
     const change: TaskChange = { task, previous: old ? fromItem(old) : undefined, created: old === undefined };
     await topic.publish(notificationOf(change, table));
-    if (alarmTopic && task.status === 'FAILED' && change.previous?.status !== 'FAILED') {
-      const alarm = alarmOf(task, table);
+    const alarm = failureAlarmOf(change, table);
+    if (alarm) {
       logger.warn('task failed', { id: alarm.id, errorMessage: alarm.content.errorMessage });
-      await alarmTopic.publish(alarm);
+      await alarmTopic?.publish(alarm);
     }
     return { action: 'published', id: task.id, version: task.version, repaired };
   }

@@ -75,6 +75,11 @@ export function notificationOf(change: TaskChange, table: string): TaskNotificat
   return notification;
 }
 
+/** The alarm a change raises: when it moves a task into FAILED (not a FAILED task changed again). */
+export function failureAlarmOf(change: TaskChange, table: string): AlarmNotification | undefined {
+  return change.task.status === 'FAILED' && change.previous?.status !== 'FAILED' ? alarmOf(change.task, table) : undefined;
+}
+
 export function alarmOf(task: Task, table: string): AlarmNotification {
   const error = task.attributes.error;
   const errorMessage =

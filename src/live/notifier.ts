@@ -2,7 +2,7 @@ import type { SnsTopic } from '../aws/sns-topic.js';
 import { BackgroundWork } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import type { TaskChange, TaskPublisher } from '../tasks/publisher.js';
-import { alarmOf, notificationOf } from './notification.js';
+import { failureAlarmOf, notificationOf } from './notification.js';
 import type { TaskEventBus } from './task-event-bus.js';
 
 export interface NotifierOptions {
@@ -31,8 +31,8 @@ export class Notifier implements TaskPublisher {
     const notification = notificationOf(change, table);
     await bus.dispatch(notification);
     if (topic) this.background.track(topic.publish(notification));
-    if (change.task.status === 'FAILED' && change.previous?.status !== 'FAILED') {
-      const alarm = alarmOf(change.task, table);
+    const alarm = failureAlarmOf(change, table);
+    if (alarm) {
       logger.warn('task failed', { id: alarm.id, errorMessage: alarm.content.errorMessage });
       if (alarmTopic) this.background.track(alarmTopic.publish(alarm));
     }

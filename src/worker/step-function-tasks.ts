@@ -154,7 +154,7 @@ export class StepFunctionTasks {
     }
     if (isTerminal(parent.status)) {
       // The parent's sweep counts it.
-      await this.failUnfinished(sub, pendingSweepOf(parent) ?? { code: 'CANCELLED', message: `parent ${parent.status}` });
+      await this.failUnfinished(sub, sweepErrorOf(parent));
       return { index, status: 'FAILED' };
     }
     const lease = leaseOf(sub);
@@ -267,7 +267,7 @@ export class StepFunctionTasks {
    * the same parent.
    */
   async sweep(parent: Task): Promise<Task> {
-    const error = pendingSweepOf(parent) ?? { code: 'CANCELLED', message: `parent ${parent.status}` };
+    const error = sweepErrorOf(parent);
     await this.deps.executions.stop(executionName(parent.id), String(error.code ?? 'CANCELLED'));
     if (typeof parent.attributes.subTaskCount === 'number' && !parent.attributes.subTasksWritten) {
       // Started, its sub-tasks perhaps partly written and none run: write them all, already failed.
@@ -439,6 +439,10 @@ export const policyOf = (parent: Task): FailurePolicy =>
   (FAILURE_POLICIES as readonly string[]).includes(String(parent.attributes.failurePolicy))
     ? (parent.attributes.failurePolicy as FailurePolicy)
     : 'CONTINUE';
+
+/** What an ended parent's unfinished sub-tasks get: the error its sweep recorded, or a cancellation. */
+const sweepErrorOf = (parent: Task): Record<string, unknown> =>
+  pendingSweepOf(parent) ?? { code: 'CANCELLED', message: `parent ${parent.status}` };
 
 /** A terminal parent whose sweep did not finish: marked, or (data from before sweeps were marked) counted short. */
 export const needsSweep = (parent: Task): boolean =>
