@@ -43,6 +43,10 @@ export const TaskRef = builder.objectRef<Task>('Task').implement({
       resolve: (task) => attributesWithProgress(task),
     }),
     version: t.exposeInt('version', { description: 'Incremented by every write; pass as `expectedVersion`' }),
+    attempt: t.exposeInt('attempt', {
+      nullable: true,
+      description: 'How many times a worker has started this task (retries included); null until the first start',
+    }),
     parentId: t.exposeID('parentId', { nullable: true, description: 'Set on sub-tasks' }),
     subTaskIndex: t.exposeInt('subTaskIndex', { nullable: true, description: 'Set on sub-tasks' }),
     createdAt: t.field({ type: 'DateTime', resolve: (task) => task.createdAt }),

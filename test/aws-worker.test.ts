@@ -282,7 +282,7 @@ describe('the SQS worker', () => {
     const receipt = await deliverUntilDeleted(await envelopeOf(task.id));
     expect(deletes(receipt).map((call) => call.args[0].input)).toEqual([{ QueueUrl: QUEUE_URL, ReceiptHandle: receipt }]);
     const stored = await app.store.get(task);
-    expect(stored).toMatchObject({ status: 'COMPLETED', attributes: { result: { echoed: { hello: 'sqs' } }, attempt: 1 } });
+    expect(stored).toMatchObject({ status: 'COMPLETED', attempt: 1, attributes: { result: { echoed: { hello: 'sqs' } } } });
     expect(calls.get(task.id)).toBe(1);
   });
 
@@ -317,8 +317,11 @@ describe('the SQS worker', () => {
     const stored = await app.store.get(task);
     expect(stored).toMatchObject({
       status: 'QUEUED',
-      attributes: { attempt: 1, error: { name: 'Error', message: 'flaky failure', attempt: 1 } },
+      attempt: 1,
+      attributes: { error: { name: 'Error', message: 'flaky failure', attempt: 1 } },
     });
+    expect(stored!.nextAttemptAt).toEqual(expect.any(String));
+    expect(stored!.attributes).not.toHaveProperty('nextAttemptAt');
     expect(calls.get(task.id)).toBe(1);
   });
 
@@ -441,7 +444,7 @@ describe('Lambda handlers', () => {
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'flaky' }] });
     expect(await app.store.get(ok)).toMatchObject({ status: 'COMPLETED', attributes: { result: { echoed: { lambda: 1 } } } });
     expect(await app.store.get(raw)).toMatchObject({ status: 'COMPLETED' });
-    expect(await app.store.get(flaky)).toMatchObject({ status: 'QUEUED', attributes: { attempt: 1 } });
+    expect(await app.store.get(flaky)).toMatchObject({ status: 'QUEUED', attempt: 1 });
     // The retry delay is set on the record to retry (queue URL derived from its eventSourceARN); nothing else is touched.
     const [delayed] = visibilityChanges(records[2]!.receiptHandle);
     expect(delayed).toEqual({ QueueUrl: QUEUE_URL, ReceiptHandle: records[2]!.receiptHandle, VisibilityTimeout: expect.any(Number) });

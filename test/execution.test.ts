@@ -159,7 +159,10 @@ describe('running tasks', () => {
       [3, 'QUEUED', false],
       [4, 'PROCESSING', false],
     ]);
-    expect(events[3].task.attributes).toMatchObject({ result: { doubled: 42 }, attempt: 1 });
+    expect(events[3].task).toMatchObject({ attributes: { result: { doubled: 42 } }, attempt: 1 });
+    // The worker's bookkeeping is kept beside the attributes, never shown in them.
+    expect(Object.keys(events[2].task.attributes)).toEqual([]);
+    expect(events.map((e) => e.task.attempt)).toEqual([null, null, 1, 1]);
     expect(callsOf('EXEC_OK', task.id)).toEqual([{ id: task.id, attempt: 1 }]);
     expect(await getTask(task.id)).toMatchObject({ status: 'COMPLETED', attributes: { result: { doubled: 42 } } });
   });

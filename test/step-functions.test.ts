@@ -353,7 +353,7 @@ describe('duplicate delivery', () => {
     expect(outcomes.filter((outcome) => outcome.done)).not.toHaveLength(0);
     expect(dupTaskCalls).toBe(1);
     const stored = await app.store.get(key);
-    expect(stored).toMatchObject({ status: 'COMPLETED', version: 4, attributes: { result: 'once', attempt: 1 } });
+    expect(stored).toMatchObject({ status: 'COMPLETED', version: 4, attempt: 1, attributes: { result: 'once' } });
 
     // A late redelivery of a finished task changes nothing.
     expect(await app.worker.execution.execute(key)).toEqual({ done: true });
@@ -469,7 +469,7 @@ describe('a restart mid-run finishes the work', () => {
       expect(secondCalls).toEqual([STUCK]);
       expect(started.filter((index) => index === STUCK)).toHaveLength(1);
       const sub = await second.store.get(parseTaskId(`${parent.id}#${STUCK}`)!);
-      expect(sub).toMatchObject({ status: 'COMPLETED', attributes: { result: 'second', attempt: 2 } });
+      expect(sub).toMatchObject({ status: 'COMPLETED', attempt: 2, attributes: { result: 'second' } });
     } finally {
       await second.stop();
     }
@@ -534,7 +534,7 @@ describe('a restart mid-run finishes the work', () => {
       // What the dead process left, or (if the new one was quicker than this read) what it made of it.
       expect(['PROCESSING', 'COMPLETED']).toContain(left!.status);
       const done = await until('the task to complete after the restart', () => second.store.get(key), (task) => task?.status === 'COMPLETED');
-      expect(done).toMatchObject({ attributes: { attempt: 2, result: { attempt: 2, input: { n: 1 } } } });
+      expect(done).toMatchObject({ attempt: 2, attributes: { result: { attempt: 2, input: { n: 1 } } } });
       expect(secondCalls).toBe(1);
     } finally {
       await second.stop();

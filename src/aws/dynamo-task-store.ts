@@ -21,7 +21,7 @@ import type {
 } from '../tasks/task-store.js';
 import type { Task, TaskAttributes } from '../tasks/task.js';
 import { TERMINAL_STATUSES, type TaskStatus } from '../tasks/status.js';
-import { PENDING_SWEEP } from '../tasks/sub-tasks.js';
+import { separateBookkeeping, type BookkeepingChange } from '../tasks/bookkeeping.js';
 import { LIST_PARTITION_ATTRIBUTES, SUB_TASK_INDEX, listIndex, type IndexSpec, type ListFacet } from './task-table-schema.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 
@@ -33,9 +33,16 @@ const MAX_EXPRESSION_BYTES = 4096;
 const TERMINAL_VALUES = Object.fromEntries(TERMINAL_STATUSES.map((status, i) => [`:terminal${i}`, status]));
 const IDEMPOTENCY_PREFIX = 'IDEMPOTENCY';
 
-/** Index partition values of a top-level task; sub-tasks carry none, which keeps the list indexes sparse. */
-export function listKeys(task: Task): Record<string, string> {
-  if (task.parentId) return {};
+/**
+ * The attributes the secondary indexes read. A top-level task carries the list
+ * partition values; a sub-task carries only `parentId` and `subTaskIndex` (the
+ * sub-task index), which keeps the list indexes sparse. The original package
+ * writes none of them: they follow from the keys and status.
+ */
+export function indexKeys(task: Task): Record<string, string | number> {
+  if (task.parentId) {
+    return task.subTaskIndex === undefined ? {} : { parentId: task.parentId, subTaskIndex: task.subTaskIndex };
+  }
   const values: Record<ListFacet, string> = {
     tenant: task.pk,
     type: [task.pk, task.type].join(SEPARATOR),
@@ -48,7 +55,7 @@ export function listKeys(task: Task): Record<string, string> {
 }
 
 export function toItem(task: Task): Item {
-  return { ...task, ...listKeys(task) };
+  return { ...task, ...indexKeys(task) };
 }
 
 /** Reads our items and those written by @mbc-cqrs-serverless/task (which lack version, kind and index keys). */
@@ -57,6 +64,7 @@ export function fromItem(item: Item): Task {
   const sk = String(item.sk);
   const parsed = parseTaskId(taskId(pk, sk));
   const type = String(item.type ?? parsed?.type ?? '');
+  const { attributes, bookkeeping } = separateBookkeeping((item.attributes as TaskAttributes | undefined) ?? {}, item);
   return {
     id: String(item.id ?? taskId(pk, sk)),
     pk,
@@ -68,7 +76,8 @@ export function fromItem(item: Item): Task {
     tenantCode: String(item.tenantCode ?? parsed?.tenantCode ?? ''),
     status: item.status as TaskStatus,
     input: item.input ?? null,
-    attributes: (item.attributes as TaskAttributes | undefined) ?? {},
+    attributes,
+    ...bookkeeping,
     version: typeof item.version === 'number' ? item.version : 0,
     parentId: (item.parentId as string | undefined) ?? parsed?.parentId,
     subTaskIndex: (item.subTaskIndex as number | undefined) ?? parsed?.subTaskIndex,
@@ -84,12 +93,12 @@ export function fromItem(item: Item): Task {
 }
 
 /**
- * The list-index attributes of a stored item that disagree with its fields
- * (missing, stale, or present on a sub-task): what another writer, such as
- * @mbc-cqrs-serverless/task, leaves behind. Empty when the item is right.
+ * The index attributes of a stored item that disagree with its fields
+ * (missing, stale, or list keys present on a sub-task): what another writer,
+ * such as @mbc-cqrs-serverless/task, leaves behind. Empty when the item is right.
  */
-export function staleListKeys(item: Item): { set: Record<string, string>; remove: string[] } {
-  const expected = listKeys(fromItem(item));
+export function staleIndexKeys(item: Item): { set: Record<string, string | number>; remove: string[] } {
+  const expected = indexKeys(fromItem(item));
   const set = Object.fromEntries(Object.entries(expected).filter(([name, value]) => item[name] !== value));
   const remove = Object.values(LIST_PARTITION_ATTRIBUTES).filter((name) => !(name in expected) && item[name] !== undefined);
   return { set, remove };
@@ -127,13 +136,13 @@ export class DynamoTaskStore implements TaskStore {
     }
   }
 
-  async update(task: Task, attributes: TaskAttributes, condition: UpdateCondition): Promise<Task> {
+  async update(task: Task, attributes: TaskAttributes, condition: UpdateCondition, bookkeeping: BookkeepingChange = {}): Promise<Task> {
     try {
-      return await this.sendUpdate(task, attributes, condition, false);
+      return await this.sendUpdate(task, attributes, bookkeeping, condition, false);
     } catch (error) {
       // An item without an `attributes` map (written elsewhere) cannot take nested paths: write it whole.
       if ((error as Error).name === 'ValidationException' && /document path/i.test((error as Error).message)) {
-        return this.sendUpdate(task, attributes, condition, true);
+        return this.sendUpdate(task, attributes, bookkeeping, condition, true);
       }
       throw error;
     }
@@ -142,9 +151,17 @@ export class DynamoTaskStore implements TaskStore {
   /**
    * SETs only what a status change touches (attributes key by key, a null
    * removing one), so attributes this service does not know survive, and so do
-   * concurrent counter ADDs when the write is pinned to the status.
+   * concurrent counter ADDs when the write is pinned to the status. Each
+   * bookkeeping key changed is also removed from `attributes`, where items
+   * written before it moved out keep it.
    */
-  private async sendUpdate(task: Task, attributes: TaskAttributes, condition: UpdateCondition, wholeAttributes: boolean): Promise<Task> {
+  private async sendUpdate(
+    task: Task,
+    attributes: TaskAttributes,
+    bookkeeping: BookkeepingChange,
+    condition: UpdateCondition,
+    wholeAttributes: boolean,
+  ): Promise<Task> {
     const names: Record<string, string> = { '#version': 'version' };
     const values: Record<string, unknown> = {};
     const set: string[] = [];
@@ -156,7 +173,7 @@ export class DynamoTaskStore implements TaskStore {
       updatedIp: task.updatedIp,
       requestId: task.requestId,
       expiresAt: task.expiresAt,
-      ...listKeys(task),
+      ...indexKeys(task),
       ...(wholeAttributes ? { attributes: task.attributes } : {}),
     };
     Object.entries(fields).forEach(([name, value], i) => {
@@ -174,6 +191,19 @@ export class DynamoTaskStore implements TaskStore {
         set.push(`#attributes.#k${i} = :k${i}`);
       });
     }
+    Object.entries(bookkeeping).forEach(([name, value], i) => {
+      if (value === undefined) return;
+      names[`#b${i}`] = name;
+      if (value === null) remove.push(`#b${i}`);
+      else {
+        values[`:b${i}`] = value;
+        set.push(`#b${i} = :b${i}`);
+      }
+      if (!wholeAttributes) {
+        names['#attributes'] = 'attributes';
+        remove.push(`#attributes.#b${i}`);
+      }
+    });
     let conditionText: string;
     if ('version' in condition) {
       values[':expected'] = condition.version;
@@ -195,7 +225,7 @@ export class DynamoTaskStore implements TaskStore {
     if (!wholeAttributes && Buffer.byteLength(expression) > MAX_EXPRESSION_BYTES) {
       // Too many attribute keys to SET one by one: write the merged map whole, pinned to the
       // version it was merged from (`task` is the next version), so no concurrent ADD is lost.
-      return this.sendUpdate(task, attributes, 'version' in condition ? condition : { version: task.version - 1 }, true);
+      return this.sendUpdate(task, attributes, bookkeeping, 'version' in condition ? condition : { version: task.version - 1 }, true);
     }
     try {
       const { Attributes } = await this.db.send(
@@ -221,7 +251,7 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   /**
-   * Makes a stored item's list-index attributes agree with its fields, and with
+   * Makes a stored item's index attributes agree with its fields, and with
    * `bumpVersion` gives it the next version (for a change by a writer that
    * keeps none, so subscribers, who drop versions they already have, see it).
    * Pinned to the status, version and updatedAt of `seen`, the image it was
@@ -229,8 +259,8 @@ export class DynamoTaskStore implements TaskStore {
    * undefined is returned (the newer change is repaired on its own). Returns
    * the item as written, which is what to publish.
    */
-  async repairListKeys(seen: Item, options: { bumpVersion?: boolean } = {}): Promise<Task | undefined> {
-    const { set, remove } = staleListKeys(seen);
+  async repairIndexKeys(seen: Item, options: { bumpVersion?: boolean } = {}): Promise<Task | undefined> {
+    const { set, remove } = staleIndexKeys(seen);
     const names: Record<string, string> = { '#version': 'version', '#updatedAt': 'updatedAt' };
     const values: Record<string, unknown> = {};
     const assignments = Object.entries(set).map(([name, value], i) => {
@@ -364,7 +394,7 @@ export class DynamoTaskStore implements TaskStore {
         Key: { pk: parent.pk, sk: parent.sk },
         UpdateExpression:
           'SET #updatedAt = :updatedAt, #attributes.#running = :running, #attributes.#succeeded = :succeeded, ' +
-          '#attributes.#failed = :failed REMOVE #attributes.#sweep ADD #version :one',
+          '#attributes.#failed = :failed REMOVE #sweep, #attributes.#sweep ADD #version :one',
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeNames: {
           '#updatedAt': 'updatedAt',
@@ -372,7 +402,7 @@ export class DynamoTaskStore implements TaskStore {
           '#running': 'subTaskRunningCount',
           '#succeeded': 'subTaskSucceedCount',
           '#failed': 'subTaskFailedCount',
-          '#sweep': PENDING_SWEEP,
+          '#sweep': 'pendingSweep',
           '#version': 'version',
         },
         ExpressionAttributeValues: {
@@ -395,8 +425,9 @@ export class DynamoTaskStore implements TaskStore {
       const page = await this.db.send(
         new ScanCommand({
           TableName: this.tableName,
-          FilterExpression: `#status IN (${Object.keys(values).join(', ')}) OR attribute_exists(#attributes.#sweep)`,
-          ExpressionAttributeNames: { '#status': 'status', '#attributes': 'attributes', '#sweep': PENDING_SWEEP },
+          // A pending sweep is kept in `attributes` by items written before the bookkeeping moved out.
+          FilterExpression: `#status IN (${Object.keys(values).join(', ')}) OR attribute_exists(#sweep) OR attribute_exists(#attributes.#sweep)`,
+          ExpressionAttributeNames: { '#status': 'status', '#attributes': 'attributes', '#sweep': 'pendingSweep' },
           ExpressionAttributeValues: values,
           ExclusiveStartKey: startKey,
         }),

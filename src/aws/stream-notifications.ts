@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import { kindOfPk } from '../tasks/keys.js';
 import type { TaskChange } from '../tasks/publisher.js';
 import { LIST_PARTITION_ATTRIBUTES } from './task-table-schema.js';
-import { fromItem, staleListKeys, type DynamoTaskStore } from './dynamo-task-store.js';
+import { fromItem, staleIndexKeys, type DynamoTaskStore } from './dynamo-task-store.js';
 import type { SnsTopic } from './sns-topic.js';
 
 type Item = Record<string, unknown>;
@@ -40,8 +40,8 @@ export interface StreamNotifierOptions {
   logger: Logger;
 }
 
-/** Attributes a list-key repair writes: a change to nothing else is the repair's own echo. */
-const REPAIR_ATTRIBUTES = new Set(['version', ...Object.values(LIST_PARTITION_ATTRIBUTES)]);
+/** Attributes an index-key repair writes: a change to nothing else is the repair's own echo. */
+const REPAIR_ATTRIBUTES = new Set(['version', 'parentId', 'subTaskIndex', ...Object.values(LIST_PARTITION_ATTRIBUTES)]);
 
 /**
  * An empty map arrives as `{}` from DynamoDB Local's stream (DynamoDB writes
@@ -93,11 +93,11 @@ export class StreamNotifier {
 
     const version = (image: Item | undefined) => (typeof image?.version === 'number' ? image.version : 0);
     const keptVersion = old !== undefined && version(item) <= version(old);
-    const stale = staleListKeys(item);
+    const stale = staleIndexKeys(item);
     let task = fromItem(item);
     let repaired = false;
     if (keptVersion || Object.keys(stale.set).length > 0 || stale.remove.length > 0) {
-      const fixed = await store.repairListKeys(item, { bumpVersion: keptVersion });
+      const fixed = await store.repairIndexKeys(item, { bumpVersion: keptVersion });
       // Changed again since this image: that change has its own record, repaired and published in turn.
       if (!fixed) return { action: 'skipped', reason: 'superseded' };
       task = fixed;

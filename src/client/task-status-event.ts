@@ -18,6 +18,8 @@ export interface WatchedTask {
   attributes: Record<string, unknown>;
   /** Incremented by every write */
   version: number;
+  /** How many times a worker has started this task; null until the first start */
+  attempt: number | null;
   /** Set on sub-tasks */
   parentId: string | null;
   /** Set on sub-tasks */
@@ -45,7 +47,7 @@ export interface TaskStatusEvent {
 
 // `input` is left out: it may be 350 KB, and an event is sent for every change.
 const TASK_SELECTION =
-  'id pk sk code kind type name tenantCode status attributes version parentId subTaskIndex createdAt updatedAt createdBy updatedBy';
+  'id pk sk code kind type name tenantCode status attributes version attempt parentId subTaskIndex createdAt updatedAt createdBy updatedBy';
 
 /** The fields of `taskStatusChanged` that `TaskStatusEvent` describes. */
 export const TASK_STATUS_EVENT_SELECTION = `action cursor previousStatus replayed task { ${TASK_SELECTION} }`;

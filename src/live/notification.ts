@@ -28,6 +28,7 @@ export interface TaskNotification {
   createdBy?: string;
   updatedBy?: string;
   subTaskIndex?: number;
+  attempt?: number;
   /** Set when attributes were left out to fit SNS's 256 KB limit: receivers read the task instead. */
   attributesOmitted?: boolean;
 }
@@ -68,6 +69,7 @@ export function notificationOf(change: TaskChange, table: string): TaskNotificat
     createdBy: task.createdBy,
     updatedBy: task.updatedBy,
     subTaskIndex: task.subTaskIndex,
+    attempt: task.attempt,
   };
   if (Buffer.byteLength(JSON.stringify(notification)) > MAX_NOTIFICATION_BYTES) {
     return { ...notification, content: { status: task.status }, attributesOmitted: true };
@@ -116,6 +118,7 @@ export function taskOf(notification: TaskNotification): Task {
     version: notification.version,
     parentId: notification.parentId,
     subTaskIndex: notification.subTaskIndex,
+    attempt: notification.attempt,
     createdAt: notification.createdAt,
     updatedAt: notification.updatedAt,
     createdBy: notification.createdBy,

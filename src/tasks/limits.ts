@@ -1,4 +1,5 @@
 import { badInput, payloadTooLarge } from '../errors.js';
+import { BOOKKEEPING_KEYS } from './bookkeeping.js';
 
 /** A DynamoDB item is at most 400 KB; this leaves room for keys and attributes. */
 export const MAX_INPUT_BYTES = 350_000;
@@ -91,11 +92,11 @@ export function checkJson(field: string, value: unknown, limit = MAX_INPUT_BYTES
 }
 
 /**
- * Attribute keys the worker keeps its bookkeeping under. A client that wrote
- * them could hold a lease forever or fake a sweep's state and strand work,
- * so updateStatus refuses them from clients.
+ * The worker's bookkeeping keys are refused in a client's attributes: items
+ * written before the bookkeeping moved out of `attributes` are read from
+ * there, so a client could otherwise hold a lease forever or fake a sweep.
  */
-export const RESERVED_ATTRIBUTE_KEYS = ['lease', 'attempt', 'nextAttemptAt', 'subTasksWritten', 'pendingSweep'] as const;
+export const RESERVED_ATTRIBUTE_KEYS = BOOKKEEPING_KEYS;
 
 export function checkClientAttributes(attributes: unknown): void {
   if (attributes === null || typeof attributes !== 'object' || Array.isArray(attributes)) return;

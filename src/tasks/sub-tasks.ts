@@ -38,20 +38,6 @@ export function subTasksOf(parent: Task, now: Date = new Date()): Task[] {
 }
 
 /**
- * The attribute that marks a Step Functions task ended (cancelled, or failed
- * fast) whose unfinished sub-tasks are still to be failed: written with the
- * parent's terminal status, removed by the write that sets its final counts.
- * Its value is the error each unfinished sub-task gets. A sweep a crash
- * interrupted is found by it and finished.
- */
-export const PENDING_SWEEP = 'pendingSweep';
-
-export const pendingSweepOf = (parent: Task): Record<string, unknown> | undefined => {
-  const value = parent.attributes[PENDING_SWEEP];
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-};
-
-/**
  * A Step Functions task's progress, derived from its sub-task counts (which
  * change atomically, so a stored progress would race them).
  */

@@ -3,6 +3,7 @@ import { monotonicFactory } from 'ulid';
 import { badInput, conflict, notFound, TaskError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { Lru } from '../lru.js';
+import { applyBookkeeping, type BookkeepingChange } from './bookkeeping.js';
 import { parseTaskId, requireTaskId, taskId, taskPk, taskSk, type ParsedTaskId } from './keys.js';
 import {
   checkJson,
@@ -36,6 +37,8 @@ export interface UpdateStatusRequest {
   status: TaskStatus;
   attributes?: unknown;
   expectedVersion?: number | null;
+  /** The worker's own change to its bookkeeping (never from a client). */
+  bookkeeping?: BookkeepingChange;
 }
 
 export interface TaskFilter {
@@ -158,13 +161,13 @@ export class TaskService {
       }
       assertTransition(current.status, request.status);
 
-      const next = this.nextState(actor, current, request.status, attributes);
+      const next = applyBookkeeping(this.nextState(actor, current, request.status, attributes), request.bookkeeping ?? {});
       checkPayloadSize('task', next, MAX_ITEM_BYTES);
       let stored: Task;
       try {
         // Pinned: to the version. Unpinned: to the status the transition was checked from.
         const condition = pinned !== undefined ? { version: current.version } : { status: current.status };
-        stored = await this.store.update(next, attributes, condition);
+        stored = await this.store.update(next, attributes, condition, request.bookkeeping);
       } catch (error) {
         const lostRace = error instanceof TaskError && error.code === 'CONFLICT';
         if (lostRace && pinned === undefined && attempt < MAX_UPDATE_ATTEMPTS) continue;

@@ -1,3 +1,4 @@
+import type { BookkeepingChange } from './bookkeeping.js';
 import type { TaskKey } from './keys.js';
 import type { TaskStatus } from './status.js';
 import type { Task, TaskAttributes, TaskKind } from './task.js';
@@ -9,13 +10,14 @@ export interface TaskStore {
   /** Writes a new task; CONFLICT when the key exists. */
   create(task: Task): Promise<void>;
   /**
-   * Writes a status change: the new status and bookkeeping of `task`, and the
-   * `attributes` delta key by key (null removes a key). Conditional on the
+   * Writes a status change: the new status and audit fields of `task`, the
+   * `attributes` delta key by key (null removes a key) and the worker's
+   * bookkeeping change. Conditional on the
    * version read, or, for unpinned updates, on the status read (so atomic
    * counter updates in between do not refuse it); CONFLICT otherwise. Returns
    * the stored task after the write.
    */
-  update(task: Task, attributes: TaskAttributes, condition: UpdateCondition): Promise<Task>;
+  update(task: Task, attributes: TaskAttributes, condition: UpdateCondition, bookkeeping?: BookkeepingChange): Promise<Task>;
   /** Writes sub-tasks in batches; an existing sub-task is overwritten only by an identical write. */
   putSubTasks(subTasks: readonly Task[]): Promise<void>;
   list(query: TaskListQuery): Promise<Page<Task>>;

@@ -1,11 +1,13 @@
+import type { Bookkeeping } from './bookkeeping.js';
 import type { TaskStatus } from './status.js';
 
 export const TASK_KINDS = ['TASK', 'SFN_TASK'] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
 
 /**
- * Free-form attributes. The names below are the ones the original package and
- * our own worker use; anything else a backend sends is kept as metadata.
+ * Free-form attributes. The names below are the documented ones (the original
+ * package's and the worker's results); anything else a backend sends is kept
+ * as metadata. The worker's bookkeeping is kept apart (`Bookkeeping`).
  */
 export interface TaskAttributes {
   result?: unknown;
@@ -18,8 +20,8 @@ export interface TaskAttributes {
   [key: string]: unknown;
 }
 
-/** A task as the domain sees it: the stored item minus index bookkeeping. */
-export interface Task {
+/** A task as the domain sees it: the stored item minus index attributes. */
+export interface Task extends Bookkeeping {
   id: string;
   pk: string;
   sk: string;

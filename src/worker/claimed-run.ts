@@ -1,15 +1,10 @@
 import { TaskError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TaskStatus } from '../tasks/status.js';
+import type { BookkeepingChange, Lease } from '../tasks/bookkeeping.js';
 import type { Actor, Task, TaskAttributes } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
 import type { HandlerContext } from './handlers.js';
-
-/** A claim on a running task: who runs it and until when, unless renewed. */
-export interface Lease {
-  owner: string;
-  until: number;
-}
 
 export interface RunSettings {
   workerId: string;
@@ -22,8 +17,6 @@ export interface RunSettings {
 export class LostRunError extends Error {
   override name = 'LostRunError';
 }
-
-export const leaseOf = (task: Task): Lease | undefined => task.attributes.lease as Lease | undefined;
 
 /**
  * One worker's run of a claimed task. Every write is pinned to the version the
@@ -72,7 +65,7 @@ export class ClaimedRun {
   }
 
   /** Writes a status change pinned to this run's version; renews the lease unless the task is done. */
-  write(status: TaskStatus, attributes: TaskAttributes): Promise<Task> {
+  write(status: TaskStatus, attributes: TaskAttributes, bookkeeping: BookkeepingChange = {}): Promise<Task> {
     const next = this.writes.then(async () => {
       if (this.controller.signal.aborted) throw new LostRunError('the run was stopped');
       // A progress value still waiting for its throttle window rides along.
@@ -85,7 +78,7 @@ export class ClaimedRun {
       try {
         this.current = await this.tasks.updateStatus(
           this.actor,
-          { id: this.current.id, status, attributes: { ...attributes, lease }, expectedVersion: this.current.version },
+          { id: this.current.id, status, attributes, bookkeeping: { ...bookkeeping, lease }, expectedVersion: this.current.version },
           this.current,
         );
         this.lastWriteAt = Date.now();

@@ -2,12 +2,12 @@ import type { Logger } from '../logger.js';
 import { parseTaskId, subTaskSk, type TaskKey } from '../tasks/keys.js';
 import type { TaskPublisher } from '../tasks/publisher.js';
 import { isTerminal } from '../tasks/status.js';
-import { pendingSweepOf, PENDING_SWEEP, subTasksOf } from '../tasks/sub-tasks.js';
+import { subTasksOf } from '../tasks/sub-tasks.js';
 import type { Actor, Task } from '../tasks/task.js';
 import { FAILURE_POLICIES, type FailurePolicy, type TaskService } from '../tasks/task-service.js';
 import type { SubTaskCountDelta, SubTaskCounts, TaskStore } from '../tasks/task-store.js';
 import { TaskError } from '../errors.js';
-import { ClaimedRun, LostRunError, leaseOf } from './claimed-run.js';
+import { ClaimedRun, LostRunError } from './claimed-run.js';
 import type { HandlerRegistry } from './handlers.js';
 import { executionName, type SubTaskEvent, type SubTaskExecutions } from './sub-task-executions.js';
 import { errorAttribute, workerActor, type RunOutcome, type WorkerSettings } from './task-runner.js';
@@ -98,7 +98,7 @@ export class StepFunctionTasks {
           },
         });
       }
-      if (parent.attributes.subTasksWritten && policyOf(parent) === 'FAIL_FAST') {
+      if (parent.subTasksWritten && policyOf(parent) === 'FAIL_FAST') {
         // Resumed after a crash: a failure whose reaction was lost ends the parent now, before more sub-tasks run.
         const failed = await this.firstFailed(parent);
         if (failed) {
@@ -106,14 +106,14 @@ export class StepFunctionTasks {
           return { done: true };
         }
       }
-      if (!parent.attributes.subTasksWritten) {
+      if (!parent.subTasksWritten) {
         // Safe to (re)write: no iteration runs before subTasksWritten is set.
         await store.putSubTasks(subTasksOf(parent));
         parent = await tasks.updateStatus(actor, {
           id: parent.id,
           status: 'PROCESSING',
           expectedVersion: parent.version,
-          attributes: { subTasksWritten: true },
+          bookkeeping: { subTasksWritten: true },
         });
       }
     } catch (error) {
@@ -157,7 +157,7 @@ export class StepFunctionTasks {
       await this.failUnfinished(sub, sweepErrorOf(parent));
       return { index, status: 'FAILED' };
     }
-    const lease = leaseOf(sub);
+    const { lease } = sub;
     if (sub.status === 'PROCESSING' && lease && lease.until > Date.now() && !(settings.singleProcess && lease.owner !== settings.workerId)) {
       throw new SubTaskBusyError(`sub-task ${index} of ${parentId} is running elsewhere`);
     }
@@ -165,7 +165,7 @@ export class StepFunctionTasks {
     const run = new ClaimedRun(sub, this.deps.tasks, workerActor(sub), settings, logger);
     const firstClaim = sub.status !== 'PROCESSING';
     try {
-      await run.write('PROCESSING', { attempt: Number(sub.attributes.attempt ?? 0) + 1 });
+      await run.write('PROCESSING', {}, { attempt: (sub.attempt ?? 0) + 1 });
     } catch (error) {
       if (error instanceof LostRunError) return this.runSubTask(parentId, index);
       throw error;
@@ -254,7 +254,8 @@ export class StepFunctionTasks {
     const ended = await this.deps.tasks.updateStatus(actor, {
       id: parent.id,
       status: 'FAILED',
-      attributes: { ...attributes, [PENDING_SWEEP]: subTaskError },
+      attributes,
+      bookkeeping: { lease: null, pendingSweep: subTaskError },
     });
     await this.deps.redeliver(ended, this.deps.settings.leaseMs);
     return this.sweep(ended);
@@ -269,7 +270,7 @@ export class StepFunctionTasks {
   async sweep(parent: Task): Promise<Task> {
     const error = sweepErrorOf(parent);
     await this.deps.executions.stop(executionName(parent.id), String(error.code ?? 'CANCELLED'));
-    if (typeof parent.attributes.subTaskCount === 'number' && !parent.attributes.subTasksWritten) {
+    if (typeof parent.attributes.subTaskCount === 'number' && !parent.subTasksWritten) {
       // Started, its sub-tasks perhaps partly written and none run: write them all, already failed.
       await this.deps.store.putSubTasks(subTasksOf(parent).map((sub) => ({ ...sub, status: 'FAILED', attributes: { error } })));
     }
@@ -344,7 +345,7 @@ export class StepFunctionTasks {
       try {
         await this.deps.tasks.updateStatus(
           workerActor(current),
-          { id: current.id, status: 'FAILED', expectedVersion: current.version, attributes: { error, lease: null } },
+          { id: current.id, status: 'FAILED', expectedVersion: current.version, attributes: { error }, bookkeeping: { lease: null } },
           current,
         );
         return { status: 'FAILED', failedFrom: current };
@@ -442,11 +443,11 @@ export const policyOf = (parent: Task): FailurePolicy =>
 
 /** What an ended parent's unfinished sub-tasks get: the error its sweep recorded, or a cancellation. */
 const sweepErrorOf = (parent: Task): Record<string, unknown> =>
-  pendingSweepOf(parent) ?? { code: 'CANCELLED', message: `parent ${parent.status}` };
+  parent.pendingSweep ?? { code: 'CANCELLED', message: `parent ${parent.status}` };
 
 /** A terminal parent whose sweep did not finish: marked, or (data from before sweeps were marked) counted short. */
 export const needsSweep = (parent: Task): boolean =>
-  pendingSweepOf(parent) !== undefined ||
+  parent.pendingSweep !== undefined ||
   (typeof parent.attributes.subTaskCount === 'number' && doneCount(parent) < parent.attributes.subTaskCount);
 
 const doneCount = (parent: Task) =>

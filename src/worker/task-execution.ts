@@ -96,9 +96,9 @@ export class TaskExecution {
       cancelled = (await tasks.getTask(actor, id))!;
       if (cancelled.status !== 'FAILED') throw new TaskError('CONFLICT', `Task ${id} finished before it could be cancelled`);
     } else if (isParent) {
-      cancelled = await stepFunctions.end(actor, current, { error, lease: null }, error);
+      cancelled = await stepFunctions.end(actor, current, { error }, error);
     } else {
-      cancelled = await tasks.updateStatus(actor, { id, status: 'FAILED', attributes: { error, lease: null } });
+      cancelled = await tasks.updateStatus(actor, { id, status: 'FAILED', attributes: { error }, bookkeeping: { lease: null } });
     }
     this.deps.runner.abort(id);
     stepFunctions.abort(id);

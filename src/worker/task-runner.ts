@@ -4,7 +4,7 @@ import { isTerminal } from '../tasks/status.js';
 import type { Actor, Task } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
 import type { TaskStore } from '../tasks/task-store.js';
-import { ClaimedRun, LostRunError, leaseOf, type RunSettings } from './claimed-run.js';
+import { ClaimedRun, LostRunError, type RunSettings } from './claimed-run.js';
 import type { HandlerRegistry, ResolvedHandler } from './handlers.js';
 
 /** What the queue does with the message: drop it, or deliver it again after a delay. */
@@ -83,13 +83,13 @@ export class TaskRunner {
   /** Moves the task to PROCESSING under this worker's lease, or says when to look again. */
   private async claim(task: Task, spec: ResolvedHandler): Promise<ClaimedRun | RunOutcome> {
     const { settings } = this.deps;
-    const lease = leaseOf(task);
+    const { lease } = task;
     if (task.status === 'PROCESSING' && lease) {
       const alive = lease.until > Date.now() && !(settings.singleProcess && lease.owner !== settings.workerId);
       if (alive) return { done: false, retryInMs: lease.until - Date.now() + 100 };
     }
     if (!['CREATED', 'QUEUED', 'PROCESSING', 'ERRORED'].includes(task.status)) return { done: true };
-    const attempt = Number(task.attributes.attempt ?? 0) + 1;
+    const attempt = (task.attempt ?? 0) + 1;
     const run = new ClaimedRun(task, this.deps.tasks, workerActor(task), settings, this.deps.logger);
     try {
       if (task.status === 'ERRORED') await run.write('QUEUED', {});
@@ -98,7 +98,7 @@ export class TaskRunner {
         await run.write('FAILED', { error: { name: 'WorkerLost', message: 'The worker running the last attempt stopped' } });
         return { done: true };
       }
-      await run.write('PROCESSING', { attempt });
+      await run.write('PROCESSING', {}, { attempt });
       return run;
     } catch (error) {
       if (error instanceof LostRunError) return { done: false, retryInMs: 0 };
@@ -107,7 +107,7 @@ export class TaskRunner {
   }
 
   private async execute(run: ClaimedRun, spec: ResolvedHandler): Promise<RunOutcome> {
-    const attempt = Number(run.task.attributes.attempt);
+    const attempt = run.task.attempt ?? 1;
     this.running.set(run.task.id, run);
     run.startHeartbeat();
     try {
@@ -118,17 +118,17 @@ export class TaskRunner {
         if (run.controller.signal.aborted) return { done: true };
         run.stop();
         if (isNonRetryable(error) || attempt >= spec.maxAttempts) {
-          await run.write('FAILED', { error: errorAttribute(error, attempt), nextAttemptAt: null });
+          await run.write('FAILED', { error: errorAttribute(error, attempt) }, { nextAttemptAt: null });
           return { done: true };
         }
         const delay = backoff(spec.retryDelayMs, attempt);
         await run.write('ERRORED', { error: errorAttribute(error, attempt) });
-        await run.write('QUEUED', { nextAttemptAt: new Date(Date.now() + delay).toISOString() });
+        await run.write('QUEUED', {}, { nextAttemptAt: new Date(Date.now() + delay).toISOString() });
         return { done: false, retryInMs: delay };
       }
       if (run.controller.signal.aborted) return { done: true };
       run.stop();
-      await run.write('COMPLETED', { result: result ?? null, error: null, nextAttemptAt: null });
+      await run.write('COMPLETED', { result: result ?? null, error: null }, { nextAttemptAt: null });
       return { done: true };
     } catch (error) {
       if (error instanceof LostRunError) return { done: true };

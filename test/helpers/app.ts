@@ -115,7 +115,7 @@ const localClient = (endpoint?: string) =>
 /** The `extensions.code` of the first error, for terse assertions. */
 export const errorCode = (response: GraphQLResponse) => response.errors?.[0]?.extensions?.code;
 
-export const TASK_FIELDS = `id pk sk code kind type name tenantCode status input attributes version parentId subTaskIndex createdAt updatedAt createdBy updatedBy`;
+export const TASK_FIELDS = `id pk sk code kind type name tenantCode status input attributes version attempt parentId subTaskIndex createdAt updatedAt createdBy updatedBy`;
 
 export const CREATE_TASK = `mutation($input: CreateTaskInput!) { createTask(input: $input) { ${TASK_FIELDS} } }`;
 export const CREATE_SFN_TASK = `mutation($input: CreateTaskInput!) { createStepFunctionTask(input: $input) { ${TASK_FIELDS} } }`;

@@ -7,7 +7,7 @@ afterAll(async () => {
   for (const dispose of disposers.splice(0)) await dispose();
 });
 
-export const TASK_EVENT_FIELDS = `action previousStatus replayed cursor task { id status version updatedAt attributes parentId kind type tenantCode }`;
+export const TASK_EVENT_FIELDS = `action previousStatus replayed cursor task { id status version attempt updatedAt attributes parentId kind type tenantCode }`;
 
 export const SUBSCRIBE = `subscription($filter: TaskEventFilter, $since: String) {
   taskStatusChanged(filter: $filter, since: $since) { ${TASK_EVENT_FIELDS} }
