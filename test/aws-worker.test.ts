@@ -19,6 +19,7 @@ import { createLogger } from '../src/logger.js';
 import type { TaskKey } from '../src/tasks/keys.js';
 import type { Task } from '../src/tasks/task.js';
 import type { HandlerMap } from '../src/worker/handlers.js';
+import { parseTaskId } from '../src/tasks/keys.js';
 import { executionName, type SubTaskEvent } from '../src/worker/sub-task-executions.js';
 import type { RunOutcome } from '../src/worker/task-runner.js';
 import { CREATE_SFN_TASK, CREATE_TASK, startTestApp, type TestApp } from './helpers/app.js';
@@ -230,7 +231,10 @@ async function deliverUntilDeleted(body: string): Promise<string> {
   return receipt;
 }
 
-const subTasksOf = async (parentId: string) => (await app.store.listSubTasks(parentId, 100)).edges.map((edge) => edge.node);
+const subTasksOf = async (parentId: string) => {
+  const parent = (await app.store.get(parseTaskId(parentId)!))!;
+  return (await app.store.listSubTasks(parent, 100)).edges.map((edge) => edge.node);
+};
 
 // ---------------------------------------------------------------------------
 describe('task-execute over SNS', () => {
@@ -393,7 +397,13 @@ describe('Step Functions tasks through the queue', () => {
     ]);
     expect(await app.store.get(parent)).toMatchObject({
       status: 'PROCESSING',
-      attributes: { subTaskCount: 3, subTasksWritten: true, subTaskSucceedCount: 0, subTaskFailedCount: 0 },
+      subTasksWritten: true,
+      attributes: {
+        subTaskCount: 3,
+        subTaskSucceedCount: 0,
+        subTaskFailedCount: 0,
+        subTasks: subTasks.map((sub) => ({ pk: sub.pk, sk: sub.sk, status: 'CREATED' })),
+      },
     });
   });
 

@@ -78,7 +78,7 @@ describe('the worker keeps its bookkeeping out of attributes', () => {
     const item = await rawItem(id);
     expect(item.subTasksWritten).toBe(true);
     expect(Object.keys(item.attributes).sort()).toEqual(
-      ['failurePolicy', 'subTaskCount', 'subTaskFailedCount', 'subTaskRunningCount', 'subTaskSucceedCount'].sort(),
+      ['failurePolicy', 'subTaskCount', 'subTaskFailedCount', 'subTaskRunningCount', 'subTaskSucceedCount', 'subTasks'].sort(),
     );
   });
 });

@@ -249,7 +249,7 @@ async function inspect(dataDir: string, parentId: string): Promise<{ parent: Tas
     const subs: Task[] = [];
     let after: string | undefined;
     do {
-      const page = await app.store.listSubTasks(parentId, 100, after);
+      const page = await app.store.listSubTasks(parent, 100, after);
       subs.push(...page.edges.map((edge) => edge.node));
       after = page.pageInfo.hasNextPage ? (page.pageInfo.endCursor ?? undefined) : undefined;
     } while (after);

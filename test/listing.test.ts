@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { subTasksOf } from '../src/tasks/sub-tasks.js';
+import type { Task } from '../src/tasks/task.js';
 import {
   CREATE_SFN_TASK,
   CREATE_TASK,
@@ -76,6 +77,8 @@ async function writeSubTasks(parent: ApiTask): Promise<void> {
   const stored = await app.store.get(parent);
   expect(stored).toBeDefined();
   await app.store.putSubTasks(subTasksOf(stored!));
+  // Marked as the worker marks them: the sub-task index then lists them in input order.
+  await app.store.update({ ...stored!, version: stored!.version + 1 }, {}, { version: stored!.version }, { subTasksWritten: true });
 }
 
 async function listTasks(token: string, filter: Filter | undefined, first?: number, after?: string | null) {
@@ -562,6 +565,24 @@ describe('subTasks', () => {
   test("answers NOT_FOUND for another tenant's parent", async () => {
     const res = await listSubTasks(await app.token('list-sub-other'), parent.id);
     expect(errorCode(res)).toBe('NOT_FOUND');
+  });
+
+  test('sub-tasks of a parent this service did not write them for (the original package) are listed in key order', async () => {
+    const unmarked = await createSfnTask(token, 'IMPORT', input.slice(0, 12));
+    const stored = (await app.store.get(unmarked))!;
+    // Written without parentId or subTaskIndex, as the original writes them: the sub-task index never sees them.
+    await app.store.putSubTasks(subTasksOf(stored).map(({ parentId: _p, subTaskIndex: _i, ...sub }) => sub as typeof sub & Task));
+    const keyOrder = Array.from({ length: 12 }, (_, i) => `${unmarked.id}#${i}`).sort();
+    const pages = await walkSubTasks(token, unmarked.id, 5);
+    expectPages(pages, keyOrder, 5);
+    expect(nodesOf(pages).map((node) => [node.parentId, node.subTaskIndex])).toEqual(
+      keyOrder.map((id) => [unmarked.id, Number(id.split('#').at(-1))]),
+    );
+    // A cursor of one parent's key-order listing does not page another's.
+    const first = ok<Connection>(await listSubTasks(token, unmarked.id, 2), 'subTasks');
+    expect(errorCode(await listSubTasks(token, other.id, 2, first.pageInfo.endCursor))).toBe('BAD_USER_INPUT');
+    const alsoUnmarked = await createSfnTask(token, 'IMPORT', [1]);
+    expect(errorCode(await listSubTasks(token, alsoUnmarked.id, 2, first.pageInfo.endCursor))).toBe('BAD_USER_INPUT');
   });
 });
 

@@ -185,6 +185,10 @@ function expectListingMatches(parent: { attributes: Record<string, any> }, subs:
   expect.soft(parent.attributes.subTaskFailedCount, 'subTaskFailedCount vs FAILED sub-tasks').toBe(
     subs.filter((sub) => sub.status === 'FAILED').length,
   );
+  // As the original package writes it, with each sub-task's final status.
+  expect.soft(parent.attributes.subTasks, 'attributes.subTasks').toEqual(
+    subs.map((sub) => ({ pk: sub.pk, sk: sub.sk, status: sub.status })),
+  );
 }
 
 describe('failure policies (200 sub-tasks, every 7th fails, SFN_MAX_CONCURRENCY=4)', () => {

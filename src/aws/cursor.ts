@@ -26,6 +26,7 @@ export function decodeCursor(
   index: IndexSpec,
   partition: string,
   sortFrom?: string,
+  sortPrefix?: string,
 ): Record<string, string | number> {
   const invalid = () => badInput('after is not a cursor of this query', { field: 'after' });
   // Ours are a few hundred characters: the key of one item.
@@ -55,5 +56,6 @@ export function decodeCursor(
   // The item key goes to DynamoDB as ExclusiveStartKey: it must be one of ours, within the key size limits.
   if (!parseTaskId(taskId(String(body.k.pk), String(body.k.sk)))) throw invalid();
   if (sortFrom !== undefined && (body.k[index.sortKey] as string) < sortFrom) throw invalid();
+  if (sortPrefix !== undefined && !String(body.k[index.sortKey]).startsWith(sortPrefix)) throw invalid();
   return body.k;
 }

@@ -22,7 +22,8 @@ import type {
 import type { Task, TaskAttributes } from '../tasks/task.js';
 import { TERMINAL_STATUSES, type TaskStatus } from '../tasks/status.js';
 import { separateBookkeeping, type BookkeepingChange } from '../tasks/bookkeeping.js';
-import { LIST_PARTITION_ATTRIBUTES, SUB_TASK_INDEX, listIndex, type IndexSpec, type ListFacet } from './task-table-schema.js';
+import type { SubTaskRef } from '../tasks/sub-tasks.js';
+import { LIST_PARTITION_ATTRIBUTES, SUB_TASK_INDEX, TABLE_KEY, listIndex, type IndexSpec, type ListFacet } from './task-table-schema.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 
 type Item = Record<string, unknown>;
@@ -343,8 +344,9 @@ export class DynamoTaskStore implements TaskStore {
     });
   }
 
-  listSubTasks(parentId: string, limit: number, after?: string): Promise<Page<Task>> {
-    return this.queryIndex(SUB_TASK_INDEX, parentId, { limit, after, forward: true });
+  listSubTasks(parent: Task, limit: number, after?: string): Promise<Page<Task>> {
+    if (parent.subTasksWritten) return this.queryIndex(SUB_TASK_INDEX, parent.id, { limit, after, forward: true });
+    return this.queryIndex(TABLE_KEY, parent.pk, { limit, after, forward: true, sortPrefix: `${parent.sk}${SEPARATOR}` });
   }
 
   async addSubTaskCounts(parent: TaskKey, delta: SubTaskCountDelta, updatedAt: string): Promise<Task> {
@@ -387,14 +389,14 @@ export class DynamoTaskStore implements TaskStore {
     }
   }
 
-  async finishSweep(parent: TaskKey, counts: SubTaskCounts, updatedAt: string): Promise<Task> {
+  async finishSweep(parent: TaskKey, counts: SubTaskCounts, subTasks: readonly SubTaskRef[], updatedAt: string): Promise<Task> {
     const { Attributes } = await this.db.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: { pk: parent.pk, sk: parent.sk },
         UpdateExpression:
           'SET #updatedAt = :updatedAt, #attributes.#running = :running, #attributes.#succeeded = :succeeded, ' +
-          '#attributes.#failed = :failed REMOVE #sweep, #attributes.#sweep ADD #version :one',
+          '#attributes.#failed = :failed, #attributes.#list = :list REMOVE #sweep, #attributes.#sweep ADD #version :one',
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeNames: {
           '#updatedAt': 'updatedAt',
@@ -402,6 +404,7 @@ export class DynamoTaskStore implements TaskStore {
           '#running': 'subTaskRunningCount',
           '#succeeded': 'subTaskSucceedCount',
           '#failed': 'subTaskFailedCount',
+          '#list': 'subTasks',
           '#sweep': 'pendingSweep',
           '#version': 'version',
         },
@@ -410,6 +413,7 @@ export class DynamoTaskStore implements TaskStore {
           ':running': counts.running,
           ':succeeded': counts.succeeded,
           ':failed': counts.failed,
+          ':list': subTasks,
           ':one': 1,
         },
         ReturnValues: 'ALL_NEW',
@@ -472,7 +476,14 @@ export class DynamoTaskStore implements TaskStore {
   private async queryIndex(
     index: IndexSpec,
     partition: string,
-    options: { limit: number; after?: string; forward: boolean; sortFrom?: string; keep?: (item: Item) => boolean },
+    options: {
+      limit: number;
+      after?: string;
+      forward: boolean;
+      sortFrom?: string;
+      sortPrefix?: string;
+      keep?: (item: Item) => boolean;
+    },
   ): Promise<Page<Task>> {
     const names: Record<string, string> = { '#p': index.partitionKey };
     const values: Record<string, unknown> = { ':p': partition };
@@ -482,15 +493,20 @@ export class DynamoTaskStore implements TaskStore {
       values[':s'] = options.sortFrom;
       condition += ' AND #s >= :s';
     }
+    if (options.sortPrefix !== undefined) {
+      names['#s'] = index.sortKey;
+      values[':prefix'] = options.sortPrefix;
+      condition += ' AND begins_with(#s, :prefix)';
+    }
     let startKey = options.after
-      ? decodeCursor(options.after, index, partition, options.sortFrom)
+      ? decodeCursor(options.after, index, partition, options.sortFrom, options.sortPrefix)
       : undefined;
     const items: Item[] = [];
     do {
       const page = await this.db.send(
         new QueryCommand({
           TableName: this.tableName,
-          IndexName: index.name,
+          IndexName: index.isTable ? undefined : index.name,
           KeyConditionExpression: condition,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,

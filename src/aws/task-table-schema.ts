@@ -17,6 +17,8 @@ import type { CreateTableCommandInput, GlobalSecondaryIndex } from '@aws-sdk/cli
  */
 export interface IndexSpec {
   name: string;
+  /** The table's own key rather than a secondary index. */
+  isTable?: true;
   partitionKey: string;
   sortKey: string;
   sortKeyType: 'S' | 'N';
@@ -59,6 +61,9 @@ export const SUB_TASK_INDEX: IndexSpec = {
   sortKey: 'subTaskIndex',
   sortKeyType: 'N',
 };
+
+/** The table's key, queried by `sk` prefix for the sub-tasks of a parent the original package wrote. */
+export const TABLE_KEY: IndexSpec = { name: 'table', isTable: true, partitionKey: 'pk', sortKey: 'sk', sortKeyType: 'S' };
 
 export const ALL_INDEXES: readonly IndexSpec[] = [
   ...(Object.keys(PARTITION_ATTRIBUTE) as ListFacet[]).flatMap((facet) =>

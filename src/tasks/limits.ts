@@ -3,6 +3,8 @@ import { BOOKKEEPING_KEYS } from './bookkeeping.js';
 
 /** A DynamoDB item is at most 400 KB; this leaves room for keys and attributes. */
 export const MAX_INPUT_BYTES = 350_000;
+/** Whole item minus key overhead; DynamoDB refuses items over 400 KB. */
+export const MAX_ITEM_BYTES = 390_000;
 export const MAX_SUB_TASKS = 10_000;
 export const MAX_NAME_LENGTH = 256;
 export const DEFAULT_PAGE_SIZE = 20;

@@ -1,4 +1,6 @@
 import { subTaskSk, taskId } from './keys.js';
+import { MAX_ITEM_BYTES } from './limits.js';
+import type { TaskStatus } from './status.js';
 import type { Task } from './task.js';
 
 /**
@@ -46,4 +48,37 @@ export function attributesWithProgress(task: Task): Task['attributes'] {
   if (task.kind !== 'SFN_TASK' || task.parentId || typeof total !== 'number') return task.attributes;
   const current = Number(task.attributes.subTaskSucceedCount ?? 0) + Number(task.attributes.subTaskFailedCount ?? 0);
   return { ...task.attributes, progress: { current, total } };
+}
+
+/** One entry of a parent's `attributes.subTasks`, as the original package writes it. */
+export interface SubTaskRef {
+  pk: string;
+  sk: string;
+  status: TaskStatus;
+}
+
+/** The most sub-tasks a parent lists in `attributes.subTasks`; `subTasks(parentId)` lists them all. */
+export const MAX_LISTED_SUB_TASKS = 1_000;
+/** The most the list takes: about 110 bytes an entry, and the parent's changes are sent to its subscribers. */
+const MAX_LIST_BYTES = 128_000;
+
+/**
+ * A parent's `attributes.subTasks`: its first sub-tasks, at most
+ * MAX_LISTED_SUB_TASKS of them and only as many as keep the parent item
+ * under DynamoDB's 400 KB beside its input. A list shorter than
+ * `subTaskCount` was cut at that cap.
+ */
+export function listedSubTasks(parent: Task, subTasks: readonly SubTaskRef[]): SubTaskRef[] {
+  const { subTasks: _previous, ...attributes } = parent.attributes;
+  const parentBytes = Buffer.byteLength(JSON.stringify({ ...parent, attributes }));
+  const room = Math.min(MAX_LIST_BYTES, MAX_ITEM_BYTES - parentBytes - 2_000);
+  const listed: SubTaskRef[] = [];
+  let used = 2;
+  for (const { pk, sk, status } of subTasks) {
+    const ref = { pk, sk, status };
+    used += Buffer.byteLength(JSON.stringify(ref)) + 1;
+    if (listed.length >= MAX_LISTED_SUB_TASKS || used > room) break;
+    listed.push(ref);
+  }
+  return listed;
 }

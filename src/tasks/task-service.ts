@@ -8,6 +8,7 @@ import { parseTaskId, requireTaskId, taskId, taskPk, taskSk, type ParsedTaskId }
 import {
   checkJson,
   checkName,
+  MAX_ITEM_BYTES,
   checkPayloadSize,
   checkSubTaskInput,
   checkTaskType,
@@ -61,8 +62,6 @@ export interface TaskServiceOptions {
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,128}$/;
-/** Whole item minus key overhead; DynamoDB refuses items over 400 KB. */
-const MAX_ITEM_BYTES = 390_000;
 /** Re-reads after losing a version race, when the caller did not pin a version. */
 const MAX_UPDATE_ATTEMPTS = 5;
 
@@ -130,7 +129,7 @@ export class TaskService {
     const limit = pageSize(first);
     const parent = await this.getTask(actor, parentId);
     if (!parent) throw notFound(`Task ${parentId} not found`);
-    return this.store.listSubTasks(parent.id, limit, after ?? undefined);
+    return this.store.listSubTasks(parent, limit, after ?? undefined);
   }
 
   /**

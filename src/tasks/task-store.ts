@@ -1,5 +1,6 @@
 import type { BookkeepingChange } from './bookkeeping.js';
 import type { TaskKey } from './keys.js';
+import type { SubTaskRef } from './sub-tasks.js';
 import type { TaskStatus } from './status.js';
 import type { Task, TaskAttributes, TaskKind } from './task.js';
 
@@ -21,15 +22,24 @@ export interface TaskStore {
   /** Writes sub-tasks in batches; an existing sub-task is overwritten only by an identical write. */
   putSubTasks(subTasks: readonly Task[]): Promise<void>;
   list(query: TaskListQuery): Promise<Page<Task>>;
-  listSubTasks(parentId: string, limit: number, after?: string): Promise<Page<Task>>;
+  /**
+   * A parent's sub-tasks: in input order when this service wrote them
+   * (`subTasksWritten`), otherwise (the original package wrote them, and
+   * perhaps none of this service's index attributes) in key order, as the
+   * original reads them.
+   */
+  listSubTasks(parent: Task, limit: number, after?: string): Promise<Page<Task>>;
   /**
    * Atomically adds to a Step Functions task's sub-task counters (and bumps its
    * version); returns the task after the change. Safe under any concurrency.
    * CONFLICT once the task is terminal: its counters are then final.
    */
   addSubTaskCounts(parent: TaskKey, delta: SubTaskCountDelta, updatedAt: string): Promise<Task>;
-  /** Sets a terminal Step Functions task's final counters (from a recount) and removes its pending-sweep mark. */
-  finishSweep(parent: TaskKey, counts: SubTaskCounts, updatedAt: string): Promise<Task>;
+  /**
+   * Sets a terminal Step Functions task's final counters (from a recount) and
+   * its `attributes.subTasks`, and removes its pending-sweep mark.
+   */
+  finishSweep(parent: TaskKey, counts: SubTaskCounts, subTasks: readonly SubTaskRef[], updatedAt: string): Promise<Task>;
   /**
    * Every task in one of these statuses, or with a pending sweep, across
    * tenants: crash recovery of the embedded default.

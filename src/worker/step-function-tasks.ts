@@ -2,7 +2,7 @@ import type { Logger } from '../logger.js';
 import { parseTaskId, subTaskSk, type TaskKey } from '../tasks/keys.js';
 import type { TaskPublisher } from '../tasks/publisher.js';
 import { isTerminal } from '../tasks/status.js';
-import { subTasksOf } from '../tasks/sub-tasks.js';
+import { listedSubTasks, MAX_LISTED_SUB_TASKS, subTasksOf, type SubTaskRef } from '../tasks/sub-tasks.js';
 import type { Actor, Task } from '../tasks/task.js';
 import { FAILURE_POLICIES, type FailurePolicy, type TaskService } from '../tasks/task-service.js';
 import type { SubTaskCountDelta, SubTaskCounts, TaskStore } from '../tasks/task-store.js';
@@ -108,11 +108,14 @@ export class StepFunctionTasks {
       }
       if (!parent.subTasksWritten) {
         // Safe to (re)write: no iteration runs before subTasksWritten is set.
-        await store.putSubTasks(subTasksOf(parent));
+        const subTasks = subTasksOf(parent);
+        await store.putSubTasks(subTasks);
         parent = await tasks.updateStatus(actor, {
           id: parent.id,
           status: 'PROCESSING',
           expectedVersion: parent.version,
+          // As the original package does, for the readers that look there.
+          attributes: { subTasks: listedSubTasks(parent, subTasks) },
           bookkeeping: { subTasksWritten: true },
         });
       }
@@ -233,7 +236,10 @@ export class StepFunctionTasks {
       return await this.deps.tasks.updateStatus(workerActor(parent), {
         id: parent.id,
         status: failed ? 'FAILED' : 'COMPLETED',
-        attributes: failed ? { error: { code: 'SUB_TASKS_FAILED', message: `${counts.failed} sub-tasks failed` } } : {},
+        attributes: {
+          subTasks: listedSubTasks(parent, counts.listed),
+          ...(failed ? { error: { code: 'SUB_TASKS_FAILED', message: `${counts.failed} sub-tasks failed` } } : {}),
+        },
       });
     } catch (error) {
       // Settled (or cancelled) by someone else meanwhile.
@@ -277,7 +283,7 @@ export class StepFunctionTasks {
     this.dropPendingCounts(parent.id);
     const counts = await this.recount(parent, error);
     if (counts.open > 0) throw new Error(`${counts.open} sub-tasks of ${parent.id} could not be failed; the sweep is retried`);
-    const after = await this.deps.store.finishSweep(parent, counts, new Date().toISOString());
+    const after = await this.deps.store.finishSweep(parent, counts, listedSubTasks(parent, counts.listed), new Date().toISOString());
     await this.deps.publisher.publish({ task: after });
     return after;
   }
@@ -365,13 +371,22 @@ export class StepFunctionTasks {
     return undefined;
   }
 
-  /** Counts the sub-tasks by status; with `failWith`, fails the unfinished ones first (a page at a time, concurrently). */
-  private async recount(parent: Task, failWith?: Record<string, unknown>): Promise<SubTaskCounts & { open: number }> {
-    const counts = { running: 0, succeeded: 0, failed: 0, open: 0 };
+  /**
+   * Counts the sub-tasks by status, and lists the first ones with their status;
+   * with `failWith`, fails the unfinished ones first (a page at a time, concurrently).
+   */
+  private async recount(
+    parent: Task,
+    failWith?: Record<string, unknown>,
+  ): Promise<SubTaskCounts & { open: number; listed: SubTaskRef[] }> {
+    const counts = { running: 0, succeeded: 0, failed: 0, open: 0, listed: [] as SubTaskRef[] };
     for await (const page of this.subTaskPages(parent)) {
       const statuses = await Promise.all(
         page.map(async (sub) => (failWith && !isTerminal(sub.status) ? (await this.failUnfinished(sub, failWith)).status : sub.status)),
       );
+      page.forEach((sub, i) => {
+        if (counts.listed.length < MAX_LISTED_SUB_TASKS) counts.listed.push({ pk: sub.pk, sk: sub.sk, status: statuses[i]! });
+      });
       for (const status of statuses) {
         if (status === 'COMPLETED') counts.succeeded++;
         else if (status === 'FAILED') counts.failed++;
@@ -387,7 +402,7 @@ export class StepFunctionTasks {
   private async *subTaskPages(parent: Task): AsyncGenerator<Task[]> {
     let after: string | undefined;
     do {
-      const page = await this.deps.store.listSubTasks(parent.id, PAGE, after);
+      const page = await this.deps.store.listSubTasks(parent, PAGE, after);
       yield page.edges.map((edge) => edge.node);
       after = page.pageInfo.hasNextPage ? (page.pageInfo.endCursor ?? undefined) : undefined;
     } while (after);
