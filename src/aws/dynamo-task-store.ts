@@ -23,7 +23,13 @@ import type { Task, TaskAttributes } from '../tasks/task.js';
 import { TERMINAL_STATUSES, type TaskStatus } from '../tasks/status.js';
 import { separateBookkeeping, type BookkeepingChange } from '../tasks/bookkeeping.js';
 import type { SubTaskRef } from '../tasks/sub-tasks.js';
-import { LIST_PARTITION_ATTRIBUTES, SUB_TASK_INDEX, TABLE_KEY, listIndex, type IndexSpec, type ListFacet } from './task-table-schema.js';
+import {
+  LIST_ATTRIBUTES,
+  LIST_PARTITION_ATTRIBUTES,
+  LIST_UPDATED_ATTRIBUTE,
+  SUB_TASK_INDEX,
+  TABLE_KEY,
+  listIndex, type IndexSpec, type ListFacet } from './task-table-schema.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 
 type Item = Record<string, unknown>;
@@ -50,10 +56,17 @@ export function indexKeys(task: Task): Record<string, string | number> {
     status: [task.pk, task.status].join(SEPARATOR),
     typeStatus: [task.pk, task.type, task.status].join(SEPARATOR),
   };
-  return Object.fromEntries(
-    (Object.keys(values) as ListFacet[]).map((facet) => [LIST_PARTITION_ATTRIBUTES[facet], values[facet]]),
-  );
+  return {
+    ...Object.fromEntries((Object.keys(values) as ListFacet[]).map((facet) => [LIST_PARTITION_ATTRIBUTES[facet], values[facet]])),
+    [LIST_UPDATED_ATTRIBUTE]: utc(task.updatedAt),
+  };
 }
+
+/** A timestamp in UTC with milliseconds, which sorts as text; as it is when it is not one. */
+const utc = (timestamp: string): string => {
+  const time = Date.parse(timestamp);
+  return Number.isNaN(time) ? timestamp : new Date(time).toISOString();
+};
 
 export function toItem(task: Task): Item {
   return { ...task, ...indexKeys(task) };
@@ -83,8 +96,9 @@ export function fromItem(item: Item): Task {
     parentId: (item.parentId as string | undefined) ?? parsed?.parentId,
     subTaskIndex: (item.subTaskIndex as number | undefined) ?? parsed?.subTaskIndex,
     requestId: item.requestId as string | undefined,
-    createdAt: String(item.createdAt ?? ''),
-    updatedAt: String(item.updatedAt ?? item.createdAt ?? ''),
+    // The original package writes local time with an offset: one instant, one text.
+    createdAt: utc(String(item.createdAt ?? '')),
+    updatedAt: utc(String(item.updatedAt ?? item.createdAt ?? '')),
     createdBy: item.createdBy as string | undefined,
     updatedBy: item.updatedBy as string | undefined,
     createdIp: item.createdIp as string | undefined,
@@ -101,7 +115,7 @@ export function fromItem(item: Item): Task {
 export function staleIndexKeys(item: Item): { set: Record<string, string | number>; remove: string[] } {
   const expected = indexKeys(fromItem(item));
   const set = Object.fromEntries(Object.entries(expected).filter(([name, value]) => item[name] !== value));
-  const remove = Object.values(LIST_PARTITION_ATTRIBUTES).filter((name) => !(name in expected) && item[name] !== undefined);
+  const remove = LIST_ATTRIBUTES.filter((name) => !(name in expected) && item[name] !== undefined);
   return { set, remove };
 }
 
@@ -359,6 +373,7 @@ export class DynamoTaskStore implements TaskStore {
       '#attributes': 'attributes',
       '#version': 'version',
       '#updatedAt': 'updatedAt',
+      '#listUpdatedAt': LIST_UPDATED_ATTRIBUTE,
       '#status': 'status',
     };
     const values: Record<string, unknown> = { ':one': 1, ':updatedAt': updatedAt, ...TERMINAL_VALUES };
@@ -374,7 +389,7 @@ export class DynamoTaskStore implements TaskStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: parent.pk, sk: parent.sk },
-          UpdateExpression: `SET #updatedAt = :updatedAt ADD ${additions.join(', ')}`,
+          UpdateExpression: `SET #updatedAt = :updatedAt, #listUpdatedAt = :updatedAt ADD ${additions.join(', ')}`,
           // A terminal parent's counters are final: set from a recount by whoever ended it.
           ConditionExpression: `attribute_exists(pk) AND NOT #status IN (${Object.keys(TERMINAL_VALUES).join(', ')})`,
           ExpressionAttributeNames: names,
@@ -395,11 +410,12 @@ export class DynamoTaskStore implements TaskStore {
         TableName: this.tableName,
         Key: { pk: parent.pk, sk: parent.sk },
         UpdateExpression:
-          'SET #updatedAt = :updatedAt, #attributes.#running = :running, #attributes.#succeeded = :succeeded, ' +
+          'SET #updatedAt = :updatedAt, #listUpdatedAt = :updatedAt, #attributes.#running = :running, #attributes.#succeeded = :succeeded, ' +
           '#attributes.#failed = :failed, #attributes.#list = :list REMOVE #sweep, #attributes.#sweep ADD #version :one',
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeNames: {
           '#updatedAt': 'updatedAt',
+          '#listUpdatedAt': LIST_UPDATED_ATTRIBUTE,
           '#attributes': 'attributes',
           '#running': 'subTaskRunningCount',
           '#succeeded': 'subTaskSucceedCount',

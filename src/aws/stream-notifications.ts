@@ -5,7 +5,7 @@ import { failureAlarmOf, notificationOf } from '../live/notification.js';
 import type { Logger } from '../logger.js';
 import { kindOfPk } from '../tasks/keys.js';
 import type { TaskChange } from '../tasks/publisher.js';
-import { LIST_PARTITION_ATTRIBUTES } from './task-table-schema.js';
+import { INDEX_ATTRIBUTES } from './task-table-schema.js';
 import { fromItem, staleIndexKeys, type DynamoTaskStore } from './dynamo-task-store.js';
 import type { SnsTopic } from './sns-topic.js';
 
@@ -41,7 +41,7 @@ export interface StreamNotifierOptions {
 }
 
 /** Attributes an index-key repair writes: a change to nothing else is the repair's own echo. */
-const REPAIR_ATTRIBUTES = new Set(['version', 'parentId', 'subTaskIndex', ...Object.values(LIST_PARTITION_ATTRIBUTES)]);
+const REPAIR_ATTRIBUTES = new Set(['version', ...INDEX_ATTRIBUTES]);
 
 /**
  * An empty map arrives as `{}` from DynamoDB Local's stream (DynamoDB writes

@@ -12,8 +12,10 @@ import type { CreateTableCommandInput, GlobalSecondaryIndex } from '@aws-sdk/cli
  *   listStatusKey     TASK#demo#QUEUED           ... in one status
  *   listTypeStatusKey TASK#demo#ECHO#QUEUED      ... of one type in one status
  * Each is indexed twice: sorted by `code` (a ULID: creation order) and by
- * `updatedAt` (for `updatedSince`). Sub-tasks are indexed by `parentId` and
- * their numeric `subTaskIndex`, because the `sk` suffix sorts as a string.
+ * `listUpdatedAt` (for `updatedSince`): `updatedAt` in UTC, because the
+ * original package writes local-time offsets (`+09:00`), which do not sort as
+ * text. Sub-tasks are indexed by `parentId` and their numeric `subTaskIndex`,
+ * because the `sk` suffix sorts as a string.
  */
 export interface IndexSpec {
   name: string;
@@ -41,7 +43,7 @@ const FACET_NAME: Record<ListFacet, string> = {
 };
 const ORDER_KEY: Record<ListOrder, { suffix: string; attribute: string }> = {
   created: { suffix: 'Created', attribute: 'code' },
-  updated: { suffix: 'Updated', attribute: 'updatedAt' },
+  updated: { suffix: 'Updated', attribute: 'listUpdatedAt' },
 };
 
 export function listIndex(facet: ListFacet, order: ListOrder): IndexSpec {
@@ -54,6 +56,10 @@ export function listIndex(facet: ListFacet, order: ListOrder): IndexSpec {
 }
 
 export const LIST_PARTITION_ATTRIBUTES = PARTITION_ATTRIBUTE;
+/** The sort attribute of the by-last-change indexes. */
+export const LIST_UPDATED_ATTRIBUTE = ORDER_KEY.updated.attribute;
+/** What only top-level tasks carry: sub-tasks stay out of the list indexes. */
+export const LIST_ATTRIBUTES: readonly string[] = [...Object.values(PARTITION_ATTRIBUTE), LIST_UPDATED_ATTRIBUTE];
 
 export const SUB_TASK_INDEX: IndexSpec = {
   name: 'subTasksByParent',
@@ -64,6 +70,9 @@ export const SUB_TASK_INDEX: IndexSpec = {
 
 /** The table's key, queried by `sk` prefix for the sub-tasks of a parent the original package wrote. */
 export const TABLE_KEY: IndexSpec = { name: 'table', isTable: true, partitionKey: 'pk', sortKey: 'sk', sortKeyType: 'S' };
+
+/** Every attribute the service derives for its indexes: a change to nothing else is an index repair. */
+export const INDEX_ATTRIBUTES: readonly string[] = [...LIST_ATTRIBUTES, SUB_TASK_INDEX.partitionKey, SUB_TASK_INDEX.sortKey];
 
 export const ALL_INDEXES: readonly IndexSpec[] = [
   ...(Object.keys(PARTITION_ATTRIBUTE) as ListFacet[]).flatMap((facet) =>

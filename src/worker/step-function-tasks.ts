@@ -277,8 +277,12 @@ export class StepFunctionTasks {
     const error = sweepErrorOf(parent);
     await this.deps.executions.stop(executionName(parent.id), String(error.code ?? 'CANCELLED'));
     if (typeof parent.attributes.subTaskCount === 'number' && !parent.subTasksWritten) {
-      // Started, its sub-tasks perhaps partly written and none run: write them all, already failed.
-      await this.deps.store.putSubTasks(subTasksOf(parent).map((sub) => ({ ...sub, status: 'FAILED', attributes: { error } })));
+      // Started, its sub-tasks perhaps partly written and none run here: write the missing ones, already
+      // failed. Those that exist are left to the recount (the original package writes its own and runs them).
+      const existing = new Set<string>();
+      for await (const page of this.subTaskPages(parent)) for (const sub of page) existing.add(sub.sk);
+      const missing = subTasksOf(parent).filter((sub) => !existing.has(sub.sk));
+      await this.deps.store.putSubTasks(missing.map((sub) => ({ ...sub, status: 'FAILED', attributes: { error } })));
     }
     this.dropPendingCounts(parent.id);
     const counts = await this.recount(parent, error);
