@@ -29,6 +29,7 @@ export default defineConfig({
       'test/tenancy.test.ts',
       'test/execution.test.ts',
       'test/fuzz.test.ts',
+      'test/backfill.test.ts',
       'test/dynamodb-local*.test.ts',
     ],
     globalSetup: ['test/helpers/dynamodb-local.ts'],
