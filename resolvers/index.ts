@@ -1,5 +1,6 @@
 import { builder } from './builder.js';
 import './task.js';
 import './task-events.js';
+import './viewer-token.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

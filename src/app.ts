@@ -3,6 +3,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { schema } from '../resolvers/index.js';
 import { mintToken } from './auth/mint-token.js';
 import { createTokenVerifier } from './auth/verify-token.js';
+import { createViewerTokenIssuer } from './auth/viewer-token.js';
 import type { DynamoTaskStore } from './aws/dynamo-task-store.js';
 import { subscribeSelf } from './aws/sns-self-subscription.js';
 import { startSqsBridge } from './aws/sqs-bridge.js';
@@ -58,7 +59,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       storage.mode === 'embedded' && !config.auth.secret && !config.auth.jwksUrl
         ? await loadDevSecret(storage.dataDir)
         : undefined;
-    const verifyToken = createTokenVerifier({ ...config.auth, secret: config.auth.secret ?? devSecret });
+    const viewerSecret = config.auth.viewerSecret ?? devSecret;
+    const verifyToken = createTokenVerifier({ ...config.auth, secret: config.auth.secret ?? devSecret, viewerSecret });
+    const viewerTokens = viewerSecret ? createViewerTokenIssuer(viewerSecret) : undefined;
     const devToken = devSecret
       ? await mintToken({ secret: devSecret, tenantCode: 'demo', userId: 'dev', expiresIn: '30d', claims: config.auth.claims })
       : undefined;
@@ -96,7 +99,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     const server = createServer({
       schema,
-      context: createContextFactory({ verifyToken, tasks, live, execution: worker.execution, trustProxy: config.trustProxy }),
+      context: createContextFactory({
+        verifyToken,
+        tasks,
+        live,
+        execution: worker.execution,
+        viewerTokens,
+        trustProxy: config.trustProxy,
+      }),
       verifyToken,
       live,
       logger,

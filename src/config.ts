@@ -85,7 +85,10 @@ export interface Config {
   host: string;
   port: number;
   storage: StorageConfig;
-  /** Absent in embedded mode without JWT settings: a development secret is generated. */
+  /**
+   * Absent in embedded mode without JWT settings: a development secret is generated.
+   * `viewerSecret`: VIEWER_TOKEN_SECRET, else JWT_SECRET (else the development secret).
+   */
   auth: Omit<AuthConfig, 'secret' | 'jwksUrl'> & { secret?: string; jwksUrl?: string };
   retentionDays?: number;
   limits: ServerLimits;
@@ -142,6 +145,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const jwksUrl = text('JWKS_URL');
   if (secret && jwksUrl) throw new ConfigError('Set JWT_SECRET or JWKS_URL, not both');
   if (secret && secret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters');
+  // Viewer tokens (createViewerToken) are HS256, signed by this service: JWT_SECRET by default; with JWKS_URL only, none.
+  const viewerSecret = text('VIEWER_TOKEN_SECRET');
+  if (viewerSecret && viewerSecret.length < 32) throw new ConfigError('VIEWER_TOKEN_SECRET must be at least 32 characters');
   if (storage.mode === 'dynamodb' && !secret && !jwksUrl) {
     throw new ConfigError('With DynamoDB configured, set JWT_SECRET or JWKS_URL (development tokens are for the embedded default only)');
   }
@@ -177,6 +183,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
         roles: text('JWT_ROLES_CLAIM') ?? 'custom:roles',
       },
       adminRole: text('JWT_ADMIN_ROLE') ?? 'system_admin',
+      viewerSecret: viewerSecret ?? secret,
     },
     retentionDays: retention === undefined ? undefined : integer('TASK_RETENTION_DAYS', 0, 1),
     limits: {

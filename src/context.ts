@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Identity, TokenVerifier } from './auth/verify-token.js';
+import type { ViewerTokenIssuer } from './auth/viewer-token.js';
 import type { SocketSink } from './live/fanout.js';
 import type { LiveTasks } from './live/live-tasks.js';
 import type { TaskExecution } from './worker/task-execution.js';
@@ -16,6 +17,8 @@ export interface Context {
   tasks: TaskService;
   live: LiveTasks;
   execution: TaskExecution;
+  /** Signs viewer tokens; absent when the server has no secret for them (JWKS_URL only). */
+  viewerTokens?: ViewerTokenIssuer;
   /** Set on WebSocket connections: closes the whole connection (e.g. a slow consumer). */
   closeConnection?: (code: number, reason: string) => void;
   /** Set on WebSocket subscriptions: where the fan-out writes this operation's frames. */
@@ -34,6 +37,7 @@ export interface ContextDependencies {
   tasks: TaskService;
   live: LiveTasks;
   execution: TaskExecution;
+  viewerTokens?: ViewerTokenIssuer;
   /** Take the client address from X-Forwarded-For (behind a load balancer). */
   trustProxy: boolean;
 }
@@ -65,6 +69,7 @@ export function createContextFactory(deps: ContextDependencies) {
         userId: identity.userId,
         tenantCode: identity.tenantCode,
         isAdmin: identity.isAdmin,
+        scope: identity.scope,
         ip: clientIp(req, deps.trustProxy),
         requestId: request?.headers.get('x-request-id') ?? undefined,
       },
@@ -72,6 +77,7 @@ export function createContextFactory(deps: ContextDependencies) {
       tasks: deps.tasks,
       live: deps.live,
       execution: deps.execution,
+      viewerTokens: deps.viewerTokens,
       closeConnection: initial.closeConnection,
       socketSink: initial.socketSink,
     };

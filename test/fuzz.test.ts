@@ -793,6 +793,10 @@ const TASK_STATUS_CHANGED = `subscription($filter: TaskEventFilter, $since: Stri
   taskStatusChanged(filter: $filter, since: $since) { action cursor previousStatus replayed task { ${TASK_FIELDS} } }
 }`;
 
+const CREATE_VIEWER_TOKEN = `mutation($ids: [ID!], $parentId: ID, $ttlSeconds: Int) {
+  createViewerToken(ids: $ids, parentId: $parentId, ttlSeconds: $ttlSeconds) { token expiresAt ids parentId }
+}`;
+
 function operations(): Operation[] {
   // A task that refused writes leave as it is; replaced after a write that succeeded (it may now be terminal).
   let processing: string | undefined;
@@ -888,6 +892,17 @@ function operations(): Operation[] {
       ],
       variables: ['filter', 'since'],
       valid: async () => ({ filter: { taskType: 'ECHO' } }),
+    },
+    {
+      name: 'createViewerToken',
+      query: CREATE_VIEWER_TOKEN,
+      args: [
+        { path: 'ids', kind: 'idList', asAdmin: true },
+        { path: 'parentId', kind: 'id', asAdmin: true },
+        { path: 'ttlSeconds', kind: 'int' },
+      ],
+      variables: ['ids', 'parentId', 'ttlSeconds'],
+      valid: async () => ({ ids: [fx.taskA], parentId: fx.sfnA, ttlSeconds: 60 }),
     },
   ];
 }
@@ -1073,6 +1088,7 @@ const OPERATION_NAMES = [
   'tasks',
   'subTasks',
   'taskStatusChanged (SSE)',
+  'createViewerToken',
 ] as const;
 
 describe('fuzzing every argument over HTTP', { timeout: 120_000 }, () => {

@@ -1,7 +1,18 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createHash } from 'node:crypto';
+import {
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type ProtectedHeaderParameters,
+} from 'jose';
 import { unauthenticated } from '../errors.js';
 import { Lru } from '../lru.js';
 import { CODE_PATTERN, CODE_RULE } from '../tasks/limits.js';
+import type { ViewerScope } from '../tasks/viewer-scope.js';
+import { isViewerTokenType, readViewerClaims, VIEWER_TOKEN_AUDIENCE, VIEWER_TOKEN_TYPE } from './viewer-token.js';
 
 export interface AuthConfig {
   /** HS256 shared secret. */
@@ -12,6 +23,8 @@ export interface AuthConfig {
   audience?: string;
   claims: { user: string; tenant: string; roles: string };
   adminRole: string;
+  /** HS256 secret of viewer tokens (createViewerToken); without it they are refused. */
+  viewerSecret?: string;
 }
 
 export interface Identity {
@@ -20,6 +33,8 @@ export interface Identity {
   isAdmin: boolean;
   /** Epoch seconds at which the token stops being valid. */
   expiresAt: number;
+  /** Set for a viewer token: the only tasks it may read and watch. */
+  scope?: ViewerScope;
 }
 
 /** Verifies an `Authorization` header value and returns who it names. */
@@ -39,17 +54,36 @@ export function createTokenVerifier(config: AuthConfig): TokenVerifier {
     audience: config.audience,
     requiredClaims: ['exp'],
   };
+  const viewerKey = config.viewerSecret ? new TextEncoder().encode(config.viewerSecret) : undefined;
+  const viewerOptions = {
+    algorithms: ['HS256'],
+    typ: VIEWER_TOKEN_TYPE,
+    audience: VIEWER_TOKEN_AUDIENCE,
+    requiredClaims: ['exp', 'iat', 'sub'],
+  };
 
   // A verified token maps to the same identity until it expires: skip the
   // signature check for a token seen in the last minute (every request of a
-  // client carries the same one).
+  // client carries the same one). Keyed by digest: a viewer token naming 100 tasks is several KB.
   const verified = new Lru<string, Identity>(10_000, 60_000);
 
   return async (authorization) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!match) throw unauthenticated('Send Authorization: Bearer <token>');
-    const cached = verified.get(match[1]!);
+    const cacheKey = createHash('sha256').update(match[1]!).digest('base64url');
+    const cached = verified.get(cacheKey);
     if (cached && cached.expiresAt * 1000 > Date.now()) return cached;
+    let header: ProtectedHeaderParameters;
+    try {
+      header = decodeProtectedHeader(match[1]!);
+    } catch {
+      throw unauthenticated('The token is invalid');
+    }
+    if (isViewerTokenType(header.typ)) {
+      const identity = await verifyViewerToken(match[1]!);
+      verified.set(cacheKey, identity);
+      return identity;
+    }
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(match[1]!, key, options));
@@ -72,9 +106,23 @@ export function createTokenVerifier(config: AuthConfig): TokenVerifier {
       isAdmin: rolesOf(payload[config.claims.roles]).includes(config.adminRole),
       expiresAt: payload.exp!,
     };
-    verified.set(match[1]!, identity);
+    verified.set(cacheKey, identity);
     return identity;
   };
+
+  /** A viewer token: signed with the viewer secret only, never a full identity. */
+  async function verifyViewerToken(token: string): Promise<Identity> {
+    if (!viewerKey) throw unauthenticated('Viewer tokens are not accepted: VIEWER_TOKEN_SECRET is not set');
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, viewerKey, viewerOptions));
+    } catch (error) {
+      throw unauthenticated(describe(error));
+    }
+    const claims = readViewerClaims(payload);
+    if (!claims) throw unauthenticated('The viewer token claims are invalid');
+    return { ...claims, isAdmin: false, expiresAt: payload.exp! };
+  }
 }
 
 /** Roles arrive as an array, or (Cognito custom attributes are strings) as JSON or comma-separated text. */

@@ -8,6 +8,7 @@ import type { Actor, Task } from '../tasks/task.js';
 import { TASK_KINDS } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
 import { resolveTenant } from '../tasks/tenancy.js';
+import { assertCanWatch } from '../tasks/viewer-scope.js';
 import { atTime } from '../timers.js';
 import { EventQueue, SlowConsumerError } from './event-queue.js';
 import { FanOut, FastSubscription, type SocketSink } from './fanout.js';
@@ -127,6 +128,7 @@ export class LiveTasks {
     since?: string | null,
     options: SubscribeOptions = {},
   ): AsyncIterableIterator<TaskStatusEvent> {
+    assertCanWatch(actor, filter);
     const tenantCode = resolveTenant(actor, filter.tenantCode);
     if (filter.ids && (filter.ids.length === 0 || filter.ids.length > MAX_IDS)) {
       throw new TaskError('BAD_USER_INPUT', `ids names 1-${MAX_IDS} tasks`, { field: 'ids' });
@@ -148,7 +150,9 @@ export class LiveTasks {
     socket: NonNullable<SubscribeOptions['socket']>,
   ): AsyncIterableIterator<TaskStatusEvent> {
     const { metrics, logger } = this.deps;
-    const operation = sharedOperation(socket.info, socket.context, tenantCode, this.maskError);
+    // Subscribers share one execution context per key: a viewer's is never a full token's, nor the reverse.
+    const shareKey = actor.scope ? `${tenantCode}\u0000viewer\u0000${JSON.stringify(actor.scope)}` : tenantCode;
+    const operation = sharedOperation(socket.info, socket.context, shareKey, this.maskError);
     const subscription = new FastSubscription(tenantCode, state, socket.sink, operation);
     this.fanOut.add(subscription);
     metrics.subscriptions.inc();

@@ -19,6 +19,7 @@ import { assertTransition, canTransition, isTerminal, type TaskStatus } from './
 import type { Page, SortOrder, TaskStore } from './task-store.js';
 import type { Actor, Task, TaskAttributes, TaskKind } from './task.js';
 import { canAccessTenant, resolveTenant } from './tenancy.js';
+import { assertCanView, assertCanViewSubTasksOf, assertFullAccess } from './viewer-scope.js';
 
 export const FAILURE_POLICIES = ['CONTINUE', 'FAIL_PARENT', 'FAIL_FAST'] as const;
 export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
@@ -93,6 +94,7 @@ export class TaskService {
 
   async getTask(actor: Actor, id: string): Promise<Task | null> {
     const parsed = this.parseId(id);
+    assertCanView(actor, id, parsed);
     // Another tenant's task reads exactly like a missing one.
     if (!canAccessTenant(actor, parsed.tenantCode)) return null;
     return (await this.store.get(parsed)) ?? null;
@@ -111,6 +113,7 @@ export class TaskService {
   }
 
   listTasks(actor: Actor, filter: TaskFilter = {}, first?: number | null, after?: string | null): Promise<Page<Task>> {
+    assertFullAccess(actor, 'list tasks');
     const tenantCode = resolveTenant(actor, filter.tenantCode);
     if (filter.taskType) checkTaskType(filter.taskType);
     return this.store.list({
@@ -126,6 +129,7 @@ export class TaskService {
   }
 
   async listSubTasks(actor: Actor, parentId: string, first?: number | null, after?: string | null): Promise<Page<Task>> {
+    assertCanViewSubTasksOf(actor, parentId);
     const limit = pageSize(first);
     const parent = await this.getTask(actor, parentId);
     if (!parent) throw notFound(`Task ${parentId} not found`);
@@ -137,6 +141,7 @@ export class TaskService {
    * to its version, the first attempt skips the read (a worker's own writes).
    */
   async updateStatus(actor: Actor, request: UpdateStatusRequest, known?: Task): Promise<Task> {
+    assertFullAccess(actor, 'update tasks');
     const parsed = this.parseId(request.id);
     if (!canAccessTenant(actor, parsed.tenantCode)) throw notFound(`Task ${request.id} not found`);
     const attributes = checkAttributes(request.attributes);
@@ -178,6 +183,7 @@ export class TaskService {
   }
 
   private async create(actor: Actor, request: CreateTaskRequest, kind: TaskKind): Promise<Task> {
+    assertFullAccess(actor, 'create tasks');
     const tenantCode = resolveTenant(actor, request.tenantCode);
     checkTaskType(request.taskType);
     const name = request.name ?? request.taskType;

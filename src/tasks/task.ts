@@ -1,5 +1,6 @@
 import type { Bookkeeping } from './bookkeeping.js';
 import type { TaskStatus } from './status.js';
+import type { ViewerScope } from './viewer-scope.js';
 
 export const TASK_KINDS = ['TASK', 'SFN_TASK'] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
@@ -56,4 +57,6 @@ export interface Actor {
   isAdmin: boolean;
   ip?: string;
   requestId?: string;
+  /** Set for a viewer token: the only tasks this actor may read and watch, and no writes (tasks/viewer-scope.ts). */
+  scope?: ViewerScope;
 }

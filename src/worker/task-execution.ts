@@ -7,6 +7,7 @@ import { assertTransition, isTerminal } from '../tasks/status.js';
 import type { Actor, Task } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
 import type { TaskStore } from '../tasks/task-store.js';
+import { assertFullAccess } from '../tasks/viewer-scope.js';
 import { needsSweep, type StepFunctionTasks } from './step-function-tasks.js';
 import type { RunOutcome, TaskRunner } from './task-runner.js';
 import { workerActor } from './task-runner.js';
@@ -82,6 +83,7 @@ export class TaskExecution {
    * still unfinished (a sweep a crash cut short) is swept again.
    */
   async cancel(actor: Actor, id: string): Promise<Task> {
+    assertFullAccess(actor, 'cancel tasks');
     const { tasks, stepFunctions } = this.deps;
     const current = await tasks.getTask(actor, id);
     if (!current) throw notFound(`Task ${id} not found`);
