@@ -33,9 +33,10 @@ describe("a parent's attributes.subTasks", () => {
     expect(listed.at(-1)!.sk).toBe(`${parent.sk}#${MAX_LISTED_SUB_TASKS - 1}`);
   });
 
-  test('keeps a parent with a large input under the item size limit', () => {
-    // 2,000 elements of 170 bytes: a 342 KB input, near the 350 KB limit.
+  test('keeps a parent with large attributes under the item size limit', () => {
+    // A 342 KB input and 40 KB of metadata a backend reported: little room is left.
     const parent = parentWith(Array.from({ length: 2_000 }, () => 'x'.repeat(168)));
+    parent.attributes.report = 'y'.repeat(40_000);
     const listed = listedSubTasks(parent, subTasksOf(parent));
     expect(listed.length).toBeGreaterThan(0);
     expect(listed.length).toBeLessThan(MAX_LISTED_SUB_TASKS);
