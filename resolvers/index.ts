@@ -1,5 +1,6 @@
 import { builder } from './builder.js';
 import './task.js';
+import './task-actions.js';
 import './task-events.js';
 import './viewer-token.js';
 

@@ -49,6 +49,7 @@ export const TaskRef = builder.objectRef<Task>('Task').implement({
     }),
     parentId: t.exposeID('parentId', { nullable: true, description: 'Set on sub-tasks' }),
     subTaskIndex: t.exposeInt('subTaskIndex', { nullable: true, description: 'Set on sub-tasks' }),
+    rerunOf: t.exposeID('rerunOf', { nullable: true, description: 'Set on a task created by rerunTask: the id of the task it re-runs' }),
     createdAt: t.field({ type: 'DateTime', resolve: (task) => task.createdAt }),
     updatedAt: t.field({ type: 'DateTime', resolve: (task) => task.updatedAt }),
     createdBy: t.exposeString('createdBy', { nullable: true }),

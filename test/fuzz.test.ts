@@ -797,10 +797,25 @@ const CREATE_VIEWER_TOKEN = `mutation($ids: [ID!], $parentId: ID, $ttlSeconds: I
   createViewerToken(ids: $ids, parentId: $parentId, ttlSeconds: $ttlSeconds) { token expiresAt ids parentId }
 }`;
 
+const RERUN_TASK = `mutation($id: ID!, $onlyFailed: Boolean) { rerunTask(id: $id, onlyFailed: $onlyFailed) { ${TASK_FIELDS} rerunOf } }`;
+const CANCEL_TASKS = `mutation($filter: CancelTasksFilter!, $first: Int) {
+  cancelTasks(filter: $filter, first: $first) { cancelled skipped remaining cancelledIds }
+}`;
+
+/** A FAILED (cancelled) task: what rerunTask takes. */
+async function endedTask(): Promise<string> {
+  const id = await freshTask();
+  const res = await app.gql(CANCEL_TASK, { id }, userToken);
+  if (res.errors) throw new Error(`cancelling a fresh task failed: ${JSON.stringify(res.errors)}`);
+  return id;
+}
+
 function operations(): Operation[] {
   // A task that refused writes leave as it is; replaced after a write that succeeded (it may now be terminal).
   let processing: string | undefined;
   let cancellable: string | undefined;
+  let ended: string | undefined;
+  let bulk: string | undefined;
   return [
     {
       name: 'createTask',
@@ -903,6 +918,38 @@ function operations(): Operation[] {
       ],
       variables: ['ids', 'parentId', 'ttlSeconds'],
       valid: async () => ({ ids: [fx.taskA], parentId: fx.sfnA, ttlSeconds: 60 }),
+    },
+    {
+      name: 'rerunTask',
+      query: RERUN_TASK,
+      args: [
+        { path: 'id', kind: 'id', asAdmin: true },
+        { path: 'onlyFailed', kind: 'boolean' },
+      ],
+      variables: ['id', 'onlyFailed'],
+      // Re-running leaves the task as it was: one ended task serves every case.
+      valid: async () => ({ id: (ended ??= await endedTask()), onlyFailed: false }),
+    },
+    {
+      name: 'cancelTasks',
+      query: CANCEL_TASKS,
+      args: [
+        { path: 'filter.kind', kind: 'TaskKind' },
+        { path: 'filter.taskType', kind: 'taskType' },
+        { path: 'filter.status', kind: 'TaskStatus' },
+        { path: 'filter.createdBefore', kind: 'DateTime' },
+        { path: 'filter.tenantCode', kind: 'string', asAdmin: true },
+        { path: 'first', kind: 'int' },
+      ],
+      variables: ['filter', 'first'],
+      // One unfinished task of a type of its own, so a valid case cancels something.
+      valid: async () => {
+        bulk ??= (await app.gql(`mutation { createTask(input: { taskType: "FUZZ_BULK", input: {} }) { id } }`, {}, userToken)).data!.createTask.id;
+        return { filter: { kind: 'TASK', taskType: 'FUZZ_BULK' }, first: 5 };
+      },
+      settle: (answer) => {
+        if (succeeded(answer, 'cancelTasks')) bulk = undefined;
+      },
     },
   ];
 }
@@ -1089,6 +1136,8 @@ const OPERATION_NAMES = [
   'subTasks',
   'taskStatusChanged (SSE)',
   'createViewerToken',
+  'rerunTask',
+  'cancelTasks',
 ] as const;
 
 describe('fuzzing every argument over HTTP', { timeout: 120_000 }, () => {

@@ -262,9 +262,9 @@ const EVENT_KEYS = ['action', 'cursor', 'previousStatus', 'replayed', 'task'] as
 const EVENT_NULLABLE = ['previousStatus'] as const;
 const TASK_KEYS = [
   'id', 'pk', 'sk', 'code', 'kind', 'type', 'name', 'tenantCode', 'status', 'attributes', 'version', 'attempt',
-  'parentId', 'subTaskIndex', 'createdAt', 'updatedAt', 'createdBy', 'updatedBy',
+  'parentId', 'subTaskIndex', 'rerunOf', 'createdAt', 'updatedAt', 'createdBy', 'updatedBy',
 ] as const;
-const TASK_NULLABLE = ['attempt', 'parentId', 'subTaskIndex', 'createdBy', 'updatedBy'] as const;
+const TASK_NULLABLE = ['attempt', 'parentId', 'subTaskIndex', 'rerunOf', 'createdBy', 'updatedBy'] as const;
 const typeChecks: [
   Equals<keyof TaskStatusEvent, (typeof EVENT_KEYS)[number]>,
   Equals<NullableKeys<TaskStatusEvent>, (typeof EVENT_NULLABLE)[number]>,

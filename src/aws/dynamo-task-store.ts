@@ -39,6 +39,8 @@ const BATCH_WRITE_SIZE = 25;
 const MAX_EXPRESSION_BYTES = 4096;
 const TERMINAL_VALUES = Object.fromEntries(TERMINAL_STATUSES.map((status, i) => [`:terminal${i}`, status]));
 const IDEMPOTENCY_PREFIX = 'IDEMPOTENCY';
+/** What a keys-only listing reads (`TaskListQuery.keysOnly`), besides the index's own keys. */
+const KEYS_ONLY = ['pk', 'sk', 'id', 'code', 'type', 'tenantCode', 'status', 'version'];
 
 /**
  * The attributes the secondary indexes read. A top-level task carries the list
@@ -95,6 +97,7 @@ export function fromItem(item: Item): Task {
     version: typeof item.version === 'number' ? item.version : 0,
     parentId: (item.parentId as string | undefined) ?? parsed?.parentId,
     subTaskIndex: (item.subTaskIndex as number | undefined) ?? parsed?.subTaskIndex,
+    rerunOf: typeof item.rerunOf === 'string' ? item.rerunOf : undefined,
     requestId: item.requestId as string | undefined,
     // The original package writes local time with an offset: one instant, one text.
     createdAt: utc(String(item.createdAt ?? '')),
@@ -342,6 +345,7 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   list(query: TaskListQuery): Promise<Page<Task>> {
+    if (query.codeBefore !== undefined && query.updatedSince) throw new Error('codeBefore lists by creation: not with updatedSince');
     const facet: ListFacet =
       query.taskType && query.status ? 'typeStatus' : query.taskType ? 'type' : query.status ? 'status' : 'tenant';
     const index = listIndex(facet, query.updatedSince ? 'updated' : 'created');
@@ -352,6 +356,8 @@ export class DynamoTaskStore implements TaskStore {
       after: query.after,
       forward: query.order === 'ASC',
       sortFrom: query.updatedSince,
+      sortBefore: query.codeBefore,
+      projection: query.keysOnly ? [...KEYS_ONLY, index.partitionKey, index.sortKey] : undefined,
       // Another writer (the original package) may change a status without moving the item's list keys:
       // never list a task under a status it no longer has.
       keep: query.status ? (item) => item.status === query.status : undefined,
@@ -497,7 +503,10 @@ export class DynamoTaskStore implements TaskStore {
       after?: string;
       forward: boolean;
       sortFrom?: string;
+      sortBefore?: string;
       sortPrefix?: string;
+      /** Attributes to read (the index and table keys among them, for the cursor); all when absent. */
+      projection?: readonly string[];
       keep?: (item: Item) => boolean;
     },
   ): Promise<Page<Task>> {
@@ -508,6 +517,20 @@ export class DynamoTaskStore implements TaskStore {
       names['#s'] = index.sortKey;
       values[':s'] = options.sortFrom;
       condition += ' AND #s >= :s';
+    }
+    if (options.sortBefore !== undefined) {
+      names['#s'] = index.sortKey;
+      values[':before'] = options.sortBefore;
+      condition += ' AND #s < :before';
+    }
+    let projection: string | undefined;
+    if (options.projection) {
+      projection = [...new Set(options.projection)]
+        .map((name, i) => {
+          names[`#a${i}`] = name;
+          return `#a${i}`;
+        })
+        .join(', ');
     }
     if (options.sortPrefix !== undefined) {
       names['#s'] = index.sortKey;
@@ -527,6 +550,7 @@ export class DynamoTaskStore implements TaskStore {
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           ScanIndexForward: options.forward,
+          ProjectionExpression: projection,
           Limit: options.limit + 1 - items.length,
           ExclusiveStartKey: startKey,
         }),

@@ -24,6 +24,8 @@ export interface WatchedTask {
   parentId: string | null;
   /** Set on sub-tasks */
   subTaskIndex: number | null;
+  /** Set on a task created by rerunTask: the id of the task it re-runs */
+  rerunOf: string | null;
   /** ISO 8601 */
   createdAt: string;
   /** ISO 8601 */
@@ -47,7 +49,7 @@ export interface TaskStatusEvent {
 
 // `input` is left out: it may be 350 KB, and an event is sent for every change.
 const TASK_SELECTION =
-  'id pk sk code kind type name tenantCode status attributes version attempt parentId subTaskIndex createdAt updatedAt createdBy updatedBy';
+  'id pk sk code kind type name tenantCode status attributes version attempt parentId subTaskIndex rerunOf createdAt updatedAt createdBy updatedBy';
 
 /** The fields of `taskStatusChanged` that `TaskStatusEvent` describes. */
 export const TASK_STATUS_EVENT_SELECTION = `action cursor previousStatus replayed task { ${TASK_SELECTION} }`;

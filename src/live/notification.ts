@@ -29,6 +29,7 @@ export interface TaskNotification {
   updatedBy?: string;
   subTaskIndex?: number;
   attempt?: number;
+  rerunOf?: string;
   /** Set when attributes were left out to fit SNS's 256 KB limit: receivers read the task instead. */
   attributesOmitted?: boolean;
 }
@@ -70,6 +71,7 @@ export function notificationOf(change: TaskChange, table: string): TaskNotificat
     updatedBy: task.updatedBy,
     subTaskIndex: task.subTaskIndex,
     attempt: task.attempt,
+    rerunOf: task.rerunOf,
   };
   if (Buffer.byteLength(JSON.stringify(notification)) > MAX_NOTIFICATION_BYTES) {
     return { ...notification, content: { status: task.status }, attributesOmitted: true };
@@ -119,6 +121,7 @@ export function taskOf(notification: TaskNotification): Task {
     parentId: notification.parentId,
     subTaskIndex: notification.subTaskIndex,
     attempt: notification.attempt,
+    rerunOf: typeof notification.rerunOf === 'string' ? notification.rerunOf : undefined,
     createdAt: notification.createdAt,
     updatedAt: notification.updatedAt,
     createdBy: notification.createdBy,

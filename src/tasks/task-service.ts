@@ -15,6 +15,7 @@ import {
   pageSize,
 } from './limits.js';
 import type { TaskChange, TaskPublisher } from './publisher.js';
+import { rerunRequest, type RerunOptions } from './rerun.js';
 import { assertTransition, canTransition, isTerminal, type TaskStatus } from './status.js';
 import type { Page, SortOrder, TaskStore } from './task-store.js';
 import type { Actor, Task, TaskAttributes, TaskKind } from './task.js';
@@ -90,6 +91,18 @@ export class TaskService {
 
   createStepFunctionTask(actor: Actor, request: CreateTaskRequest): Promise<Task> {
     return this.create(actor, request, 'SFN_TASK');
+  }
+
+  /**
+   * rerunTask: a new task (of the caller, in the task's tenant) like an ended
+   * one, created, queued and published as createTask does; the old task is not
+   * changed. See rerun.ts for what is copied.
+   */
+  async rerunTask(actor: Actor, id: string, options: RerunOptions = {}): Promise<Task> {
+    assertFullAccess(actor, 're-run tasks');
+    const task = await this.getTask(actor, id);
+    if (!task) throw notFound(`Task ${id} not found`);
+    return this.create(actor, await rerunRequest(this.store, task, options), task.kind, task.id);
   }
 
   async getTask(actor: Actor, id: string): Promise<Task | null> {
@@ -182,7 +195,7 @@ export class TaskService {
     }
   }
 
-  private async create(actor: Actor, request: CreateTaskRequest, kind: TaskKind): Promise<Task> {
+  private async create(actor: Actor, request: CreateTaskRequest, kind: TaskKind, rerunOf?: string): Promise<Task> {
     assertFullAccess(actor, 'create tasks');
     const tenantCode = resolveTenant(actor, request.tenantCode);
     checkTaskType(request.taskType);
@@ -201,7 +214,7 @@ export class TaskService {
       const claimed = await this.claimIdempotencyKey(tenantCode, kind, request, pk, code);
       if (claimed) code = claimed;
     }
-    const task = this.newTask(actor, { kind, tenantCode, pk, code, name, request });
+    const task = this.newTask(actor, { kind, tenantCode, pk, code, name, request, rerunOf });
     try {
       await this.store.create(task);
     } catch (error) {
@@ -255,7 +268,15 @@ export class TaskService {
 
   private newTask(
     actor: Actor,
-    fields: { kind: TaskKind; tenantCode: string; pk: string; code: string; name: string; request: CreateTaskRequest },
+    fields: {
+      kind: TaskKind;
+      tenantCode: string;
+      pk: string;
+      code: string;
+      name: string;
+      request: CreateTaskRequest;
+      rerunOf?: string;
+    },
   ): Task {
     const now = this.now().toISOString();
     const sk = taskSk(fields.request.taskType, fields.code);
@@ -272,6 +293,7 @@ export class TaskService {
       input: fields.request.input,
       attributes: fields.kind === 'SFN_TASK' ? { failurePolicy: fields.request.failurePolicy ?? 'CONTINUE' } : {},
       version: 1,
+      ...(fields.rerunOf !== undefined ? { rerunOf: fields.rerunOf } : {}),
       requestId: actor.requestId,
       createdAt: now,
       updatedAt: now,

@@ -75,6 +75,13 @@ export interface TaskListQuery {
   status?: TaskStatus;
   /** ISO timestamp; lists by last change when given. */
   updatedSince?: string;
+  /**
+   * Only tasks whose `code` sorts below this. A ULID's time part (its first 10
+   * characters) selects the tasks created before that instant. Not with `updatedSince`.
+   */
+  codeBefore?: string;
+  /** Nodes carry only their keys, `code`, `type`, `status` and `version`: a listing of what to act on, not to show. */
+  keysOnly?: boolean;
   order: SortOrder;
   limit: number;
   after?: string;

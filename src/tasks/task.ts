@@ -39,6 +39,8 @@ export interface Task extends Bookkeeping {
   parentId?: string;
   /** Set on sub-tasks only: the position of their element in the parent's input. */
   subTaskIndex?: number;
+  /** Set on a task rerunTask created: the id of the task it re-runs. */
+  rerunOf?: string;
   requestId?: string;
   createdAt: string;
   updatedAt: string;

@@ -8,6 +8,7 @@ import type { Actor, Task } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import { assertFullAccess } from '../tasks/viewer-scope.js';
+import { cancelTasks, type CancelTasksFilter, type CancelTasksResult } from './bulk-cancel.js';
 import { needsSweep, type StepFunctionTasks } from './step-function-tasks.js';
 import type { RunOutcome, TaskRunner } from './task-runner.js';
 import { workerActor } from './task-runner.js';
@@ -105,6 +106,11 @@ export class TaskExecution {
     this.deps.runner.abort(id);
     stepFunctions.abort(id);
     return cancelled;
+  }
+
+  /** cancelTasks: cancel, through `cancel`, a bounded batch of the tasks a filter matches (bulk-cancel.ts). */
+  cancelMatching(actor: Actor, filter: CancelTasksFilter, first?: number | null): Promise<CancelTasksResult> {
+    return cancelTasks({ store: this.deps.store, cancel: (by, id) => this.cancel(by, id) }, actor, filter, first);
   }
 
   /** Aborts this process's run of a task another replica cancelled (seen on the event bus). */
