@@ -360,6 +360,7 @@ function repositoryImage(): ecs.ContainerImage {
       '!resolvers',
       '!scripts',
       '!types',
+      '!dashboard',
       '!statemachine',
       '!infra/Dockerfile',
     ],

@@ -16,7 +16,8 @@ import { LiveTasks } from './live/live-tasks.js';
 import type { Metrics } from './live/metrics.js';
 import { createSnsEndpoint, type SnsEndpointOptions } from './live/sns-endpoint.js';
 import type { TaskEventBus } from './live/task-event-bus.js';
-import { createServer, json } from './server/server.js';
+import { createDashboard } from './server/dashboard.js';
+import { createServer, GRAPHQL_PATH, json } from './server/server.js';
 import { createServices, type ServiceOptions } from './services.js';
 import type { TaskService } from './tasks/task-service.js';
 import type { Worker } from './worker/create-worker.js';
@@ -29,6 +30,8 @@ export interface AppOptions extends ServiceOptions {
   sqs?: SQSClient;
   /** Test seams of the SNS endpoint: a stand-in SNS host to trust, its fetch. */
   snsEndpoint?: Pick<SnsEndpointOptions, 'isTrustedSnsUrl' | 'fetch'>;
+  /** Where the built dashboard is, instead of dist/dashboard (tests build their own). */
+  dashboardDir?: string;
 }
 
 export interface RunningApp {
@@ -116,6 +119,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       keepAliveMs: config.live.keepAliveMs,
       routes,
       graphiql: config.graphiql && { headers: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
+      dashboard: config.dashboard
+        ? createDashboard({
+            dir: options.dashboardDir,
+            page: { graphqlPath: GRAPHQL_PATH, devToken, claims: config.auth.claims, adminRole: config.auth.adminRole },
+          })
+        : undefined,
       shutdownGraceMs: workerConfig.shutdownGraceMs,
     });
     const running = await server.start();

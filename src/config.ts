@@ -97,6 +97,8 @@ export interface Config {
   worker: WorkerConfig;
   trustProxy: boolean;
   graphiql: boolean;
+  /** Serve the dashboard at /dashboard (DASHBOARD). */
+  dashboard: boolean;
   logLevel: LogLevel;
 }
 
@@ -224,6 +226,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     trustProxy: flag('TRUST_PROXY', false),
     graphiql: flag('GRAPHIQL', true),
+    dashboard: flag('DASHBOARD', true),
     logLevel,
   });
 }

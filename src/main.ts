@@ -13,13 +13,14 @@ async function main(): Promise<void> {
       ? `embedded DynamoDB (dynalite), data in ${config.storage.dataDir ?? 'memory'}`
       : `DynamoDB table ${config.storage.tableName}${config.storage.endpoint ? ` at ${config.storage.endpoint}` : ''}`;
   const lines = [`Task API on ${app.url} (${where})`];
+  if (config.dashboard) lines.push(`Dashboard on ${app.url.replace(/\/graphql$/, '/dashboard')}`);
   const types = app.worker.types;
   if (!config.worker.enabled) lines.push('Task execution is off (TASK_EXECUTION=false): tasks stay CREATED for your backends.');
   else if (types.length > 0) lines.push(`Handlers for task types: ${types.join(', ')}; other types stay QUEUED for your backends.`);
   if (app.devToken) {
     lines.push(
       '',
-      'Development token for tenant "demo" (valid 30 days), already set in GraphiQL. For curl, send:',
+      `Development token for tenant "demo" (valid 30 days), already set in GraphiQL${config.dashboard ? ' and the dashboard' : ''}. For curl, send:`,
       `Authorization: Bearer ${app.devToken}`,
       '',
     );

@@ -569,7 +569,9 @@ describe('subTasks', () => {
 
   test('sub-tasks of a parent this service did not write them for (the original package) are listed in key order', async () => {
     const unmarked = await createSfnTask(token, 'IMPORT', input.slice(0, 12));
-    const stored = (await app.store.get(unmarked))!;
+    // As the original writes a parent: no failure policy (which marks a parent created here).
+    const created = (await app.store.get(unmarked))!;
+    const stored = await app.store.update({ ...created, version: created.version + 1 }, { failurePolicy: null }, { version: created.version });
     // Written without parentId or subTaskIndex, as the original writes them: the sub-task index never sees them.
     await app.store.putSubTasks(subTasksOf(stored).map(({ parentId: _p, subTaskIndex: _i, ...sub }) => sub as typeof sub & Task));
     const keyOrder = Array.from({ length: 12 }, (_, i) => `${unmarked.id}#${i}`).sort();
@@ -581,7 +583,8 @@ describe('subTasks', () => {
     // A cursor of one parent's key-order listing does not page another's.
     const first = ok<Connection>(await listSubTasks(token, unmarked.id, 2), 'subTasks');
     expect(errorCode(await listSubTasks(token, other.id, 2, first.pageInfo.endCursor))).toBe('BAD_USER_INPUT');
-    const alsoUnmarked = await createSfnTask(token, 'IMPORT', [1]);
+    const alsoCreated = await createSfnTask(token, 'IMPORT', [1]);
+    const alsoUnmarked = await app.store.update({ ...(await app.store.get(alsoCreated))!, version: 2 }, { failurePolicy: null }, { version: 1 });
     expect(errorCode(await listSubTasks(token, alsoUnmarked.id, 2, first.pageInfo.endCursor))).toBe('BAD_USER_INPUT');
   });
 });

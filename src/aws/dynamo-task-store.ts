@@ -365,7 +365,10 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   listSubTasks(parent: Task, limit: number, after?: string): Promise<Page<Task>> {
-    if (parent.subTasksWritten) return this.queryIndex(SUB_TASK_INDEX, parent.id, { limit, after, forward: true });
+    // Ours from the start (created here: it has a failure policy), so a listing never switches order mid-run.
+    if (parent.subTasksWritten || parent.attributes.failurePolicy !== undefined) {
+      return this.queryIndex(SUB_TASK_INDEX, parent.id, { limit, after, forward: true });
+    }
     return this.queryIndex(TABLE_KEY, parent.pk, { limit, after, forward: true, sortPrefix: `${parent.sk}${SEPARATOR}` });
   }
 

@@ -49,6 +49,13 @@ export interface WatchTasksOptions<Event = TaskStatusEvent> {
   /** The watch ended because the subscription completed (every task named in `filter.ids` is terminal). */
   onComplete?(): void;
   /**
+   * The connection's state, for a status indicator: `connected` once the server
+   * acknowledges a connection (the first and every reconnection), `reconnecting`
+   * when it was lost and another is about to be tried. The end of the watch is
+   * told by onError or onComplete.
+   */
+  onConnectionChange?(state: 'connected' | 'reconnecting'): void;
+  /**
    * Reconnections tried in a row before giving up; the count restarts once a connection is acknowledged.
    * @default 10
    */
@@ -193,6 +200,7 @@ export function watchTasks<Event = TaskStatusEvent>(options: WatchTasksOptions<E
         close === undefined ||
         (close.code === TOKEN_EXPIRED_CLOSE_CODE ? options.getToken !== undefined : !FATAL_CLOSE_CODES.has(close.code));
       if (!retryable || retries >= retryAttempts) return end(failure);
+      options.onConnectionChange?.('reconnecting');
       wait(retries++).then(connect, (error: unknown) => end(new WatchTasksError('retryWait failed', { cause: error })));
     };
 
@@ -214,6 +222,7 @@ export function watchTasks<Event = TaskStatusEvent>(options: WatchTasksOptions<E
       on: {
         connected: () => {
           retries = 0;
+          if (!over && !disposed) options.onConnectionChange?.('connected');
         },
         // Told apart from a clean close (1000), which graphql-ws also reports as `complete`.
         message: (message) => {

@@ -46,6 +46,8 @@ export interface ServerOptions {
   routes: Record<string, RouteHandler>;
   /** false disables GraphiQL; an object pre-fills its headers editor. */
   graphiql: false | { headers?: Record<string, string> };
+  /** Serves the dashboard's paths (dashboard.ts); absent when it is off. */
+  dashboard?: (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
   /** How long in-flight requests get on stop before their sockets are closed. */
   shutdownGraceMs?: number;
 }
@@ -97,6 +99,7 @@ export function createServer(options: ServerOptions) {
     const route = options.routes[path];
     if (route) return route(req, res);
     if (options.graphiql && (await serveGraphiQLAsset(req, res, path))) return;
+    if (options.dashboard && (await options.dashboard(req, res, path))) return;
     if (path === GRAPHQL_PATH && isSingleConnectionSse(req)) return refuseSingleConnectionSse(res);
     if (path === GRAPHQL_PATH && !enforceBodyLimit(req, res, options.limits.maxBodyBytes)) return;
     return yoga.requestListener(req, res);

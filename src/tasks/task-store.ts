@@ -23,8 +23,8 @@ export interface TaskStore {
   putSubTasks(subTasks: readonly Task[]): Promise<void>;
   list(query: TaskListQuery): Promise<Page<Task>>;
   /**
-   * A parent's sub-tasks: in input order when this service wrote them
-   * (`subTasksWritten`), otherwise (the original package wrote them, and
+   * A parent's sub-tasks: in input order when this service created the parent
+   * or wrote its sub-tasks (`subTasksWritten`), otherwise (the original package wrote them, and
    * perhaps none of this service's index attributes) in key order, as the
    * original reads them.
    */
