@@ -23,6 +23,7 @@ import { parseTaskId } from '../src/tasks/keys.js';
 import { executionName, type SubTaskEvent } from '../src/worker/sub-task-executions.js';
 import type { RunOutcome } from '../src/worker/task-runner.js';
 import { CREATE_SFN_TASK, CREATE_TASK, startTestApp, type TestApp } from './helpers/app.js';
+import { until } from './helpers/wait.js';
 
 /**
  * The AWS execution side at the SDK boundary: SNS, SQS and Step Functions
@@ -45,19 +46,6 @@ const SFN_CONCURRENCY = 3;
 
 const silent = createLogger('silent');
 
-async function waitUntil<T>(
-  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 // ---------------------------------------------------------------------------
 // The mocked clients and a fake queue behind ReceiveMessage.
@@ -143,7 +131,7 @@ const snsEnvelope = (publish: PublishCommandInput) =>
   });
 
 /** The SNS envelope of a task's task-execute message, once it was published. */
-const envelopeOf = async (id: string) => snsEnvelope(await waitUntil(() => taskExecutePublish(id), `task-execute of ${id}`));
+const envelopeOf = async (id: string) => snsEnvelope(await until(`task-execute of ${id}`, () => taskExecutePublish(id)));
 
 // ---------------------------------------------------------------------------
 // Handlers, counting their runs.
@@ -169,16 +157,13 @@ const handlers: HandlerMap = {
   SLOW: async (task) => {
     counted(task);
     // Returns once the worker renewed the message's visibility and asked for the remaining capacity.
-    await waitUntil(
-      () =>
+    await until('a visibility renewal while the handler runs', () =>
         slowReceipt !== undefined &&
         visibilityChanges(slowReceipt).length > 0 &&
         sqs
           .commandCalls(ReceiveMessageCommand)
           .slice(slowReceivesFrom)
-          .some((call) => call.args[0].input.MaxNumberOfMessages === CONCURRENCY - 1),
-      'a visibility renewal while the handler runs',
-    );
+          .some((call) => call.args[0].input.MaxNumberOfMessages === CONCURRENCY - 1));
     return 'slow done';
   },
 };
@@ -227,7 +212,7 @@ const CANCEL = `mutation($id: ID!) { cancelTask(id: $id) { id status attributes 
 /** Delivers a task's task-execute message and waits until the worker deleted it. */
 async function deliverUntilDeleted(body: string): Promise<string> {
   const receipt = queue.deliver(body);
-  await waitUntil(() => deletes(receipt).length > 0, `DeleteMessage of ${receipt}`);
+  await until(`DeleteMessage of ${receipt}`, () => deletes(receipt).length > 0);
   return receipt;
 }
 
@@ -240,7 +225,7 @@ const subTasksOf = async (parentId: string) => {
 describe('task-execute over SNS', () => {
   test('createTask publishes a task-execute message with action and taskType attributes', async () => {
     const task = await createTask('OK');
-    const publish = await waitUntil(() => taskExecutePublish(task.id), 'the task-execute publish');
+    const publish = await until('the task-execute publish', () => taskExecutePublish(task.id));
     expect(publish).toEqual({
       TopicArn: TOPIC,
       Message: expect.any(String),
@@ -267,7 +252,7 @@ describe('task-execute over SNS', () => {
 
 describe('the SQS worker', () => {
   test('long-polls TASK_QUEUE_URL for at most its free capacity', async () => {
-    await waitUntil(() => sqs.commandCalls(ReceiveMessageCommand).length > 0, 'a ReceiveMessage');
+    await until('a ReceiveMessage', () => sqs.commandCalls(ReceiveMessageCommand).length > 0);
     expect(sqs.commandCalls(ReceiveMessageCommand)[0]!.args[0].input).toEqual({
       QueueUrl: QUEUE_URL,
       MaxNumberOfMessages: CONCURRENCY,
@@ -292,7 +277,7 @@ describe('the SQS worker', () => {
 
   test('a raw-delivery body (the message JSON itself) works the same', async () => {
     const task = await createTask('OK');
-    const publish = await waitUntil(() => taskExecutePublish(task.id), 'the task-execute publish');
+    const publish = await until('the task-execute publish', () => taskExecutePublish(task.id));
     await deliverUntilDeleted(publish.Message!);
     expect(await app.store.get(task)).toMatchObject({ status: 'COMPLETED' });
   });
@@ -301,10 +286,7 @@ describe('the SQS worker', () => {
     const execute = vi.spyOn(app.worker.execution, 'execute');
     const task = await createTask('FLAKY');
     const receipt = queue.deliver(await envelopeOf(task.id));
-    const call = await waitUntil(
-      () => execute.mock.calls.findIndex(([key]) => key.sk === task.sk) + 1,
-      'the execution of the message',
-    );
+    const call = await until('the execution of the message', () => execute.mock.calls.findIndex(([key]) => key.sk === task.sk) + 1);
     const outcome = (await execute.mock.results[call - 1]!.value) as RunOutcome;
     expect(outcome.done).toBe(false);
     const retryInMs = (outcome as { retryInMs: number }).retryInMs;
@@ -312,10 +294,7 @@ describe('the SQS worker', () => {
     expect(retryInMs).toBeGreaterThanOrEqual(2000);
     expect(retryInMs).toBeLessThanOrEqual(4000);
     const delayed = { QueueUrl: QUEUE_URL, ReceiptHandle: receipt, VisibilityTimeout: Math.ceil(retryInMs / 1000) };
-    await waitUntil(
-      () => visibilityChanges(receipt).some((input) => input.VisibilityTimeout === delayed.VisibilityTimeout),
-      'the retry delay',
-    );
+    await until('the retry delay', () => visibilityChanges(receipt).some((input) => input.VisibilityTimeout === delayed.VisibilityTimeout));
     expect(visibilityChanges(receipt).at(-1)).toEqual(delayed);
     expect(deletes(receipt)).toHaveLength(0);
     const stored = await app.store.get(task);
@@ -334,7 +313,7 @@ describe('the SQS worker', () => {
     const body = await envelopeOf(task.id);
     slowReceivesFrom = sqs.commandCalls(ReceiveMessageCommand).length;
     slowReceipt = queue.deliver(body);
-    await waitUntil(() => deletes(slowReceipt!).length > 0, 'the DeleteMessage of the slow task');
+    await until('the DeleteMessage of the slow task', () => deletes(slowReceipt!).length > 0);
     const renewals = visibilityChanges(slowReceipt);
     expect(renewals.length).toBeGreaterThan(0);
     for (const renewal of renewals) {
@@ -377,7 +356,7 @@ describe('Step Functions tasks through the queue', () => {
   test('a task-execute message starts the execution with indexes, not inputs, and writes the sub-tasks', async () => {
     parent = await createSfnTask('ITEM', [{ n: 1 }, { n: 2 }, { n: 3 }]);
     name = executionName(parent.id);
-    const publish = await waitUntil(() => taskExecutePublish(parent.id), 'the task-execute publish');
+    const publish = await until('the task-execute publish', () => taskExecutePublish(parent.id));
     expect(JSON.parse(publish.Message!)).toMatchObject({ action: 'task-execute', id: parent.id, kind: 'SFN_TASK', type: 'ITEM' });
     expect(publish.MessageAttributes?.taskType).toEqual({ DataType: 'String', StringValue: 'ITEM' });
 
@@ -443,7 +422,7 @@ describe('Lambda handlers', () => {
     });
     const records = [
       record('ok', await envelopeOf(ok.id)),
-      record('raw', (await waitUntil(() => taskExecutePublish(raw.id), 'raw publish')).Message!),
+      record('raw', (await until('raw publish', () => taskExecutePublish(raw.id))).Message!),
       record('flaky', await envelopeOf(flaky.id)),
       record('malformed', 'not json at all'),
       // A key that cannot be a task's (a type of 1,100 characters): dropped like a malformed message, never sent to storage.
@@ -476,7 +455,7 @@ describe('Lambda handlers', () => {
   test('createSubTaskRunnerHandler runs sub-tasks idempotently and settle-parent settles the parent once', async () => {
     const parent = await createSfnTask('ITEM', [{ n: 10 }, { n: 20 }, { n: 30 }]);
     await deliverUntilDeleted(await envelopeOf(parent.id));
-    await waitUntil(() => starts(executionName(parent.id)).length === 1, 'the StartExecution');
+    await until('the StartExecution', () => starts(executionName(parent.id)).length === 1);
     const handler = createSubTaskRunnerHandler(app.worker.stepFunctions);
     const [sub0, , sub2] = await subTasksOf(parent.id);
 
@@ -622,13 +601,13 @@ describe('startSqsWorker on its own', () => {
 
   test('asks for no more than its free capacity and stops receiving while full', async () => {
     const { own, pending, worker, body, receives } = rig(2);
-    await waitUntil(() => receives().length > 0, 'a receive');
+    await until('a receive', () => receives().length > 0);
     expect(receives()[0]).toMatchObject({ MaxNumberOfMessages: 2, VisibilityTimeout: 30, WaitTimeSeconds: 20 });
     own.deliver(body('A'));
-    await waitUntil(() => pending.has('OK#A'), 'A running');
-    await waitUntil(() => receives().some((input) => input.MaxNumberOfMessages === 1), 'a receive for the one free slot');
+    await until('A running', () => pending.has('OK#A'));
+    await until('a receive for the one free slot', () => receives().some((input) => input.MaxNumberOfMessages === 1));
     own.deliver(body('B'));
-    await waitUntil(() => pending.has('OK#B'), 'B running');
+    await until('B running', () => pending.has('OK#B'));
     // Full: the loop waits for a slot instead of receiving.
     const whileFull = receives().length;
     for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -644,7 +623,7 @@ describe('startSqsWorker on its own', () => {
     const failing = own.deliver(body('FAIL'));
     const later = own.deliver(body('LATER'));
     const far = own.deliver(body('FAR'));
-    await waitUntil(() => pending.has('OK#FAIL') && pending.has('OK#LATER') && pending.has('OK#FAR'), 'all three running');
+    await until('all three running', () => pending.has('OK#FAIL') && pending.has('OK#LATER') && pending.has('OK#FAR'));
     pending.get('OK#FAIL')!(new Error('storage is down'));
     pending.get('OK#LATER')!({ done: false, retryInMs: 1001 });
     pending.get('OK#FAR')!({ done: false, retryInMs: 10 * 24 * 3600 * 1000 });
@@ -662,17 +641,17 @@ describe('startSqsWorker on its own', () => {
   test('stop() aborts a receive that never answers and waits for the messages being handled', async () => {
     const { mock, own, pending, worker, body, receives, commandsFor } = rig(2);
     const receipt = own.deliver(body('RUNNING'));
-    await waitUntil(() => pending.has('OK#RUNNING'), 'the message running');
+    await until('the message running', () => pending.has('OK#RUNNING'));
     // From now on a receive hangs, like a long poll on an empty queue.
     mock.on(ReceiveMessageCommand).callsFake(() => new Promise(() => {}));
     const hangingFrom = receives().length;
-    await waitUntil(() => receives().length > hangingFrom, 'a hanging receive');
+    await until('a hanging receive', () => receives().length > hangingFrom);
     let stopped = false;
     const stopping = worker.stop().then(() => (stopped = true));
     for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
     expect(stopped).toBe(false);
     pending.get('OK#RUNNING')!({ done: true });
-    await waitUntil(() => stopped, 'stop() to return', 5_000);
+    await until('stop() to return', () => stopped, undefined, 5_000);
     expect(commandsFor(receipt)).toEqual([{ command: 'DeleteMessageCommand', QueueUrl: QUEUE_URL, ReceiptHandle: receipt }]);
     const after = receives().length;
     for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -686,7 +665,7 @@ describe('startSqsWorker on its own', () => {
       return queue.receive(input);
     });
     own.deliver(body('AFTER'));
-    await waitUntil(() => pending.has('OK#AFTER'), 'the message after the failed receive');
+    await until('the message after the failed receive', () => pending.has('OK#AFTER'));
     expect(receives().length).toBeGreaterThanOrEqual(2);
     pending.get('OK#AFTER')!({ done: true });
     await worker.stop();

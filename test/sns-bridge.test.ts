@@ -16,6 +16,7 @@ import type { Task } from '../src/tasks/task.js';
 import { CREATE_TASK, TEST_SECRET, UPDATE_STATUS, startTestApp, type TestApp } from './helpers/app.js';
 import { subscribeWs, wsClient, type Collected } from './helpers/live.js';
 import { startSnsStandIn, type Fields, type SnsStandIn } from './helpers/sns.js';
+import { until } from './helpers/wait.js';
 
 /**
  * The SNS side of live status, end to end over loopback: what the service
@@ -37,15 +38,6 @@ const NO_WORKER = { TASK_EXECUTION: 'false' };
 // ---------------------------------------------------------------------------
 // Bounded waiting, never a fixed sleep.
 // ---------------------------------------------------------------------------
-async function waitUntil<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Reading what reached the mocked SNS client.
@@ -103,7 +95,7 @@ async function postSns(app: TestApp, envelope: Fields): Promise<{ status: number
 }
 
 async function subscriptionsActive(app: TestApp, n: number) {
-  await waitUntil(() => app.metrics.subscriptions.get() >= n, `${n} active subscriptions`);
+  await until(`${n} active subscriptions`, () => app.metrics.subscriptions.get() >= n);
 }
 
 // ===========================================================================
@@ -122,7 +114,7 @@ describe('publishing to SNS at the SDK boundary', () => {
   /** A later publish, so that anything still due for earlier changes has been sent by the time it arrives. */
   async function barrier() {
     const task = await create(app, token, 'BARRIER');
-    await waitUntil(() => published(sns, TOPIC, task.id).length > 0, 'the barrier publish');
+    await until('the barrier publish', () => published(sns, TOPIC, task.id).length > 0);
   }
 
   test('createTask and each updateStatus send exactly one PublishCommand, in the original shape', async () => {
@@ -133,7 +125,7 @@ describe('publishing to SNS at the SDK boundary', () => {
       await update(app, token, created.id, 'PROCESSING', { progress: 50 }),
       await update(app, token, created.id, 'COMPLETED', { result: { rows: 3 } }),
     ];
-    await waitUntil(() => published(sns, TOPIC, created.id).length >= states.length, `${states.length} publishes`);
+    await until(`${states.length} publishes`, () => published(sns, TOPIC, created.id).length >= states.length);
     await barrier();
 
     const calls = published(sns, TOPIC, created.id);
@@ -175,8 +167,8 @@ describe('publishing to SNS at the SDK boundary', () => {
     await update(app, token, retried.id, 'PROCESSING');
     await update(app, token, retried.id, 'ERRORED', { error: 'transient' });
     await update(app, token, retried.id, 'QUEUED');
-    await waitUntil(() => published(sns, ALARM_TOPIC, failing.id).length > 0, 'the alarm');
-    await waitUntil(() => published(sns, TOPIC, retried.id).length >= 4, "the retried task's publishes");
+    await until('the alarm', () => published(sns, ALARM_TOPIC, failing.id).length > 0);
+    await until("the retried task's publishes", () => published(sns, TOPIC, retried.id).length >= 4);
     await barrier();
 
     const alarms = published(sns, ALARM_TOPIC, failing.id);
@@ -220,7 +212,7 @@ describe('publishing to SNS when it fails', () => {
 
   test('a rejected publish is retried until it succeeds, and the mutation is unaffected', async () => {
     const task = await create(app, token);
-    await waitUntil(() => published(sns, TOPIC, task.id).length > 0, 'the create publish');
+    await until('the create publish', () => published(sns, TOPIC, task.id).length > 0);
 
     sns.reset(); // fresh behaviours and history: the next two publishes are refused, then SNS recovers
     sns
@@ -234,10 +226,10 @@ describe('publishing to SNS when it fails', () => {
     const stored = await app.store.get({ pk: task.pk, sk: task.sk });
     expect(stored).toMatchObject({ status: 'PROCESSING', version: 2, attributes: { progress: 1 } });
 
-    const attempts = await waitUntil(() => {
+    const attempts = await until('the publish to be retried to success', () => {
       const calls = published(sns, TOPIC, task.id);
       return calls.length >= 3 && calls;
-    }, 'the publish to be retried to success');
+    });
     expect(attempts.length).toBeGreaterThan(1);
     expect(attempts).toHaveLength(3); // two refusals, one success, then no more
     // Each attempt sent the same message.
@@ -248,7 +240,7 @@ describe('publishing to SNS when it fails', () => {
 
   test('a publish that keeps failing is given up, counted in /metrics, and the change stays stored', async () => {
     const task = await create(app, token);
-    await waitUntil(() => published(sns, TOPIC, task.id).length > 0, 'the create publish');
+    await until('the create publish', () => published(sns, TOPIC, task.id).length > 0);
 
     sns.reset();
     sns.on(PublishCommand).rejects(new Error('SNS is down'));
@@ -258,10 +250,10 @@ describe('publishing to SNS when it fails', () => {
     expect(await app.store.get({ pk: task.pk, sk: task.sk })).toMatchObject({ status: 'QUEUED', version: 2 });
 
     // Bounded by the retry schedule (well under the default 10 s wait).
-    const failures = await waitUntil(async () => {
+    const failures = await until('tasks_publish_failures_total to count the failure', async () => {
       const value = await metric(app, 'tasks_publish_failures_total');
       return value !== undefined && value > 0 && value;
-    }, 'tasks_publish_failures_total to count the failure');
+    });
     expect(failures).toBe(1);
     const attempts = published(sns, TOPIC, task.id);
     expect(attempts.length).toBeGreaterThan(1);
@@ -469,10 +461,10 @@ describe('SNS deliveries reach the WebSocket subscribers of two replicas', () =>
     await update(app1, tokenA, task.id, 'PROCESSING', { blob, progress: 1 });
 
     // What app 1 published: attributes left out, within SNS's limit.
-    const sent = await waitUntil(() => {
+    const sent = await until("app 1's two publishes", () => {
       const calls = published(sns1, TOPIC, task.id);
       return calls.length >= 2 && calls;
-    }, "app 1's two publishes");
+    });
     expect(sent.map((call) => call.message.version)).toEqual([1, 2]);
     const large = sent[1]!;
     expect(large.message).toMatchObject({ id: task.id, version: 2, attributesOmitted: true, content: { status: 'PROCESSING' } });
@@ -523,7 +515,7 @@ describe('NOTIFICATIONS=stream: the table stream publishes, the service does not
     const created = await create(app, token, 'STREAMED');
     const executes = () =>
       sns.commandCalls(PublishCommand).filter((call) => JSON.parse(call.args[0].input.Message!).action === 'task-execute');
-    await waitUntil(() => executes().length === 1, 'the task-execute publish');
+    await until('the task-execute publish', () => executes().length === 1);
     await update(app, token, created.id, 'FAILED', { error: { message: 'x' } });
     await events.waitFor(3); // CREATED, QUEUED, FAILED: dispatched in-process
     const actions = sns.commandCalls(PublishCommand).map((call) => JSON.parse(call.args[0].input.Message!).action);

@@ -14,6 +14,7 @@ import { silentPublisher } from '../src/tasks/publisher.js';
 import { MAX_LISTED_SUB_TASKS, subTasksOf } from '../src/tasks/sub-tasks.js';
 import { TaskService } from '../src/tasks/task-service.js';
 import type { Actor, Task } from '../src/tasks/task.js';
+import type { LocalExecutions } from '../src/embedded/local-executions.js';
 import { HandlerRegistry, type TaskHandler } from '../src/worker/handlers.js';
 import { StepFunctionTasks } from '../src/worker/step-function-tasks.js';
 import { executionName, type ExecutionInput } from '../src/worker/sub-task-executions.js';
@@ -26,7 +27,7 @@ import {
   startTestApp,
   type TestApp,
 } from './helpers/app.js';
-import { until as waitUntil } from './helpers/wait.js';
+import { until } from './helpers/wait.js';
 import { subscribeWs, wsClient, type Collected } from './helpers/live.js';
 
 /**
@@ -40,8 +41,8 @@ const ASL_PATH = join(ROOT, 'statemachine/sub-tasks.asl.json');
 
 const silent: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 
-const until = <T>(what: string, probe: () => T | Promise<T>, ok: (value: T) => boolean, timeoutMs = 12_000) =>
-  waitUntil(what, probe, ok, timeoutMs);
+/** Settling many sub-tasks on a busy 2-core machine takes a while. */
+const SETTLE_MS = 12_000;
 
 /**
  * A sub-task handler that counts its calls and how many run at once (entry to
@@ -150,9 +151,7 @@ const countsOf = (task: { attributes: Record<string, any> }) => ({
  */
 async function settled(id: string, total = N) {
   let since = { version: -1, at: Date.now() };
-  await until(
-    `${id} to settle`,
-    async () => {
+  await until(`${id} to settle`, async () => {
       const task = await getTask(id);
       if (task.version !== since.version) since = { version: task.version, at: Date.now() };
       return {
@@ -161,16 +160,13 @@ async function settled(id: string, total = N) {
         ...countsOf(task),
         stableMs: Date.now() - since.at,
         // A sweep (cancel, FAIL_FAST) writes the parent only when it ends: no change meanwhile is not "stuck".
-        sweeping: task.attributes.pendingSweep !== undefined,
+        sweeping: (await app.store.get(parseTaskId(id)!))?.pendingSweep !== undefined,
       };
-    },
-    (task) =>
+    }, (task) =>
       (['COMPLETED', 'FAILED'].includes(task.status) &&
         task.subTaskRunningCount === 0 &&
         task.subTaskSucceedCount + task.subTaskFailedCount >= total) ||
-      (task.stableMs > 1_500 && !task.sweeping),
-    20_000,
-  );
+      (task.stableMs > 1_500 && !task.sweeping), 20_000);
   return getTask(id);
 }
 
@@ -224,7 +220,7 @@ describe('failure policies (200 sub-tasks, every 7th fails, SFN_MAX_CONCURRENCY=
 
     // The subscription saw the parent reach its end; its events are few and in version order.
     const parentEvents = () => stream.events.filter((event) => event.task.id === parent.id);
-    await until('the parent COMPLETED event', () => parentEvents().map((e) => e.task.status), (s) => s.includes('COMPLETED'));
+    await until('the parent COMPLETED event', () => parentEvents().map((e) => e.task.status), (s) => s.includes('COMPLETED'), SETTLE_MS);
     const parentVersions = parentEvents().map((event) => event.task.version);
     expect(parentVersions).toEqual([...parentVersions].sort((a, b) => a - b));
     expect(new Set(parentVersions).size).toBe(parentVersions.length);
@@ -272,10 +268,10 @@ describe('failure policies (200 sub-tasks, every 7th fails, SFN_MAX_CONCURRENCY=
     expect.soft(done.attributes.subTaskSucceedCount + done.attributes.subTaskFailedCount, 'succeeded + failed').toBe(N);
     expect.soft(done.attributes.progress).toEqual({ current: N, total: N });
 
-    await until('in-flight handlers to return', () => sfn.FAIL_FAST.inFlight, (n) => n === 0);
-    const executions = (app.worker.stepFunctions as unknown as { deps: { executions: { isRunning(name: string): boolean } } })
-      .deps.executions;
-    await until('the execution to stop', () => executions.isRunning(executionName(parent.id)), (running) => !running);
+    await until('in-flight handlers to return', () => sfn.FAIL_FAST.inFlight, (n) => n === 0, SETTLE_MS);
+    // The embedded default runs executions under the local interpreter.
+    const executions = app.worker.executions as LocalExecutions;
+    await until('the execution to stop', () => executions.isRunning(executionName(parent.id)), (running) => !running, SETTLE_MS);
     const calls = sfn.FAIL_FAST.calls;
     expect(calls).toBeLessThan(N);
     expect(sfn.FAIL_FAST.maxInFlight).toBeLessThanOrEqual(4);
@@ -299,7 +295,7 @@ describe('failure policies (200 sub-tasks, every 7th fails, SFN_MAX_CONCURRENCY=
 describe('cancelTask on a running Step Functions task', () => {
   test('stops new sub-tasks; the parent is FAILED CANCELLED; unfinished sub-tasks FAILED; counts exact', async () => {
     const parent = await createSfn('SFN_CANCEL', items(N));
-    await until('some sub-tasks to run', () => sfn.CANCEL.calls, (n) => n >= 20);
+    await until('some sub-tasks to run', () => sfn.CANCEL.calls, (n) => n >= 20, SETTLE_MS);
 
     // A client told CONFLICT tries again; every refusal is recorded and must not have happened (asserted last,
     // so the rest of the cancellation is checked too).
@@ -320,7 +316,7 @@ describe('cancelTask on a running Step Functions task', () => {
     expect(done.attributes.error).toMatchObject({ code: 'CANCELLED', by: 'carol' });
     expect.soft(done.attributes.subTaskRunningCount).toBe(0);
     expect.soft(done.attributes.subTaskSucceedCount + done.attributes.subTaskFailedCount, 'succeeded + failed').toBe(N);
-    await until('in-flight handlers to return', () => sfn.CANCEL.inFlight, (n) => n === 0);
+    await until('in-flight handlers to return', () => sfn.CANCEL.inFlight, (n) => n === 0, SETTLE_MS);
     const calls = sfn.CANCEL.calls;
     expect(calls).toBeLessThan(N);
     expect(sfn.CANCEL.maxInFlight).toBeLessThanOrEqual(4);
@@ -389,7 +385,7 @@ describe('duplicate delivery', () => {
 
     const sub = await app.store.get(parseTaskId(`${parent.id}#0`)!);
     expect(sub).toMatchObject({ status: 'COMPLETED', version: 3, attributes: { result: { doubled: 0 } } });
-    const settledParent = await until('the parent to settle', () => getTask(parent.id), (task) => task.status === 'COMPLETED');
+    const settledParent = await until('the parent to settle', () => getTask(parent.id), (task) => task.status === 'COMPLETED', SETTLE_MS);
     expect(countsOf(settledParent)).toEqual({ subTaskCount: 1, subTaskRunningCount: 0, subTaskSucceedCount: 1, subTaskFailedCount: 0 });
   });
 
@@ -449,11 +445,7 @@ describe('a restart mid-run finishes the work', () => {
     const parent = await first.tasks.createStepFunctionTask(actor, { taskType: 'RESTART_SFN', input: items(10) });
     await stuck;
     // Everything else finished; only the stuck sub-task holds the execution open.
-    await until(
-      'the other sub-tasks to finish',
-      () => first.store.get(parent),
-      (task) => task?.attributes.subTaskSucceedCount === 9 && task.attributes.subTaskRunningCount === 1,
-    );
+    await until('the other sub-tasks to finish', () => first.store.get(parent), (task) => task?.attributes.subTaskSucceedCount === 9 && task.attributes.subTaskRunningCount === 1, SETTLE_MS);
     await first.stop();
 
     const secondCalls: number[] = [];
@@ -467,7 +459,7 @@ describe('a restart mid-run finishes the work', () => {
       },
     });
     try {
-      const done = await until('the parent to complete after the restart', () => second.store.get(parent), (task) => task?.status === 'COMPLETED');
+      const done = await until('the parent to complete after the restart', () => second.store.get(parent), (task) => task?.status === 'COMPLETED', SETTLE_MS);
       expect(countsOf(done!)).toEqual({ subTaskCount: 10, subTaskRunningCount: 0, subTaskSucceedCount: 10, subTaskFailedCount: 0 });
       // Only the sub-task the dead process held ran again.
       expect(secondCalls).toEqual([STUCK]);
@@ -515,7 +507,7 @@ describe('a restart mid-run finishes the work', () => {
         body: JSON.stringify({ query: CREATE_TASK, variables: { input: { taskType: 'RESTART_TASK', input: { n: 1 } } } }),
       }).then((response) => response.json() as Promise<{ data: { createTask: { id: string } } }>);
       const { id } = created.data.createTask;
-      await until('the handler to run in the first process', () => output.includes(`running ${id}`), Boolean);
+      await until('the handler to run in the first process', () => output.includes(`running ${id}`), Boolean, SETTLE_MS);
     } finally {
       child.kill('SIGKILL');
       await exited;
@@ -537,7 +529,7 @@ describe('a restart mid-run finishes the work', () => {
       const left = await second.store.get(key);
       // What the dead process left, or (if the new one was quicker than this read) what it made of it.
       expect(['PROCESSING', 'COMPLETED']).toContain(left!.status);
-      const done = await until('the task to complete after the restart', () => second.store.get(key), (task) => task?.status === 'COMPLETED');
+      const done = await until('the task to complete after the restart', () => second.store.get(key), (task) => task?.status === 'COMPLETED', SETTLE_MS);
       expect(done).toMatchObject({ attempt: 2, attributes: { result: { attempt: 2, input: { n: 1 } } } });
       expect(secondCalls).toBe(1);
     } finally {

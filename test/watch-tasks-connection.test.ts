@@ -11,6 +11,7 @@ import { watchTasks } from '../src/client/index.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { TEST_SECRET } from './helpers/app.js';
+import { until } from './helpers/wait.js';
 
 const env = { DATA_DIR: ':memory:', JWT_SECRET: TEST_SECRET, HOST: '127.0.0.1', TASK_EXECUTION: 'false', SHUTDOWN_GRACE_MS: '0' };
 const logger = createLogger('silent');
@@ -19,13 +20,6 @@ afterAll(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 test('connected, reconnecting while the server is away, connected again; nothing after dispose', async () => {
   let server: RunningApp = await startApp(loadConfig({ ...env, PORT: '0' }), { logger });
@@ -40,13 +34,13 @@ test('connected, reconnecting while the server is away, connected again; nothing
     onConnectionChange: (state) => states.push(state),
   });
   cleanup.push(() => watch.dispose());
-  await until(() => states.length === 1, 'the first connection');
+  await until('the first connection', () => states.length === 1);
   expect(states).toEqual(['connected']);
 
   await server.stop();
-  await until(() => states.includes('reconnecting'), 'the lost connection');
+  await until('the lost connection', () => states.includes('reconnecting'));
   server = await startApp(loadConfig({ ...env, PORT: new URL(server.url).port }), { logger });
-  await until(() => states.at(-1) === 'connected', 'the reconnection');
+  await until('the reconnection', () => states.at(-1) === 'connected');
   // Every failed try while the server was down is one more `reconnecting`, never a `connected`.
   expect(states[0]).toBe('connected');
   expect(states.slice(1, -1).every((state) => state === 'reconnecting')).toBe(true);

@@ -70,6 +70,8 @@ export function createWorker(deps: WorkerDependencies) {
     execution,
     stepFunctions,
     runner,
+    /** Where Step Functions executions run: AWS's, or the local interpreter. */
+    executions,
     /** Task types this process runs (as tasks or as Step Functions sub-tasks). */
     get types(): string[] {
       const { tasks: taskTypes, subTasks } = registry.types;

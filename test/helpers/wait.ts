@@ -1,18 +1,32 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** Polls `probe` until `ok` holds; fails with the last value after `timeoutMs`. */
+/**
+ * The one bounded wait of the tests, never a fixed sleep: polls `probe` until
+ * `ok` holds of its value (by default: the value is truthy) and returns that
+ * value; after `timeoutMs` fails naming `what` and the last value.
+ */
 export async function until<T>(
-  what: string,
+  what: string | (() => string),
   probe: () => T | Promise<T>,
-  ok: (value: T) => boolean,
+  ok: (value: T) => boolean = Boolean,
   timeoutMs = 10_000,
-): Promise<T> {
+): Promise<Exclude<T, undefined | null | false>> {
   const deadline = Date.now() + timeoutMs;
   let last: T;
   for (;;) {
     last = await probe();
-    if (ok(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await sleep(20);
+    if (ok(last)) return last as Exclude<T, undefined | null | false>;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}; last: ${describe(last)}`);
+    }
+    await sleep(10);
   }
 }
+
+const describe = (value: unknown) => {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+};
