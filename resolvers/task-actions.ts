@@ -3,7 +3,7 @@ import {
   DEFAULT_BULK_CANCEL,
   MAX_BULK_CANCEL,
   type CancelTasksResult,
-} from '../src/worker/bulk-cancel.js';
+} from '../src/tasks/cancellation.js';
 import { builder } from './builder.js';
 import { TaskKindEnum, TaskRef, TaskStatusEnum } from './task.js';
 
@@ -52,6 +52,6 @@ builder.mutationFields((t) => ({
         description: `The most to cancel in this call, 1-${MAX_BULK_CANCEL}`,
       }),
     },
-    resolve: (_root, args, ctx) => ctx.execution.cancelMatching(ctx.actor, args.filter, args.first),
+    resolve: (_root, args, ctx) => ctx.cancellation.cancelMatching(ctx.actor, args.filter, args.first),
   }),
 }));

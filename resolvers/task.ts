@@ -157,7 +157,7 @@ builder.mutationFields((t) => ({
     description:
       "Moves a task that is not terminal, and its unfinished sub-tasks, to FAILED with error { code: CANCELLED, by }; a running handler's AbortSignal fires and a running execution stops",
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.execution.cancel(ctx.actor, String(args.id)),
+    resolve: (_root, args, ctx) => ctx.cancellation.cancel(ctx.actor, String(args.id)),
   }),
   updateStatus: t.field({
     type: TaskRef,

@@ -17,7 +17,7 @@ import type { Metrics } from './live/metrics.js';
 import { createSnsEndpoint, type SnsEndpointOptions } from './live/sns-endpoint.js';
 import type { TaskEventBus } from './live/task-event-bus.js';
 import { createDashboard } from './server/dashboard.js';
-import { createServer, GRAPHQL_PATH, json } from './server/server.js';
+import { createGraphQLServer, GRAPHQL_PATH, json } from './server/server.js';
 import { createServices, type ServiceOptions } from './services.js';
 import type { TaskService } from './tasks/task-service.js';
 import type { Worker } from './worker/create-worker.js';
@@ -71,7 +71,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     const live = new LiveTasks({ bus, tasks, metrics, logger, limits: config.live });
 
-    const routes: Record<string, Parameters<typeof createServer>[0]['routes'][string]> = {
+    const routes: Record<string, Parameters<typeof createGraphQLServer>[0]['routes'][string]> = {
       '/healthz': (_req, res) => json(res, 200, { status: 'ok' }),
       '/readyz': async (_req, res) => {
         try {
@@ -100,13 +100,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       });
     }
 
-    const server = createServer({
+    const server = createGraphQLServer({
       schema,
       context: createContextFactory({
         verifyToken,
         tasks,
         live,
-        execution: worker.execution,
+        cancellation: worker.dispatcher,
         viewerTokens,
         trustProxy: config.trustProxy,
       }),
@@ -146,7 +146,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       const sqsWorker = startSqsWorker({
         client: sqs(),
         queueUrl: workerConfig.queueUrl,
-        execution: worker.execution,
+        dispatcher: worker.dispatcher,
         logger,
         concurrency: workerConfig.concurrency,
         // A message a dead worker held comes back after about one lease; the lease decides the takeover.

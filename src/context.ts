@@ -3,9 +3,9 @@ import type { Identity, TokenVerifier } from './auth/verify-token.js';
 import type { ViewerTokenIssuer } from './auth/viewer-token.js';
 import type { SocketSink } from './live/fanout.js';
 import type { LiveTasks } from './live/live-tasks.js';
-import type { TaskExecution } from './worker/task-execution.js';
 import { TaskError } from './errors.js';
 import { toGraphQLError } from './server/mask-error.js';
+import type { TaskCancellation } from './tasks/cancellation.js';
 import type { Actor } from './tasks/task.js';
 import type { TaskService } from './tasks/task-service.js';
 
@@ -16,7 +16,7 @@ export interface Context {
   expiresAt: number;
   tasks: TaskService;
   live: LiveTasks;
-  execution: TaskExecution;
+  cancellation: TaskCancellation;
   /** Signs viewer tokens; absent when the server has no secret for them (JWKS_URL only). */
   viewerTokens?: ViewerTokenIssuer;
   /** Set on WebSocket connections: closes the whole connection (e.g. a slow consumer). */
@@ -36,7 +36,7 @@ export interface ContextDependencies {
   verifyToken: TokenVerifier;
   tasks: TaskService;
   live: LiveTasks;
-  execution: TaskExecution;
+  cancellation: TaskCancellation;
   viewerTokens?: ViewerTokenIssuer;
   /** Take the client address from X-Forwarded-For (behind a load balancer). */
   trustProxy: boolean;
@@ -76,7 +76,7 @@ export function createContextFactory(deps: ContextDependencies) {
       expiresAt: identity.expiresAt,
       tasks: deps.tasks,
       live: deps.live,
-      execution: deps.execution,
+      cancellation: deps.cancellation,
       viewerTokens: deps.viewerTokens,
       closeConnection: initial.closeConnection,
       socketSink: initial.socketSink,

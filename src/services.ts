@@ -3,7 +3,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { createDynamoClients, type DynamoClients } from './aws/dynamo-client.js';
 import { DynamoTaskStore } from './aws/dynamo-task-store.js';
 import { AwsExecutions } from './aws/sfn-executions.js';
-import { SnsExecutionQueue } from './aws/sns-execution-queue.js';
+import { SnsDispatchQueue } from './aws/sns-dispatch-queue.js';
 import { SnsTopic } from './aws/sns-topic.js';
 import { checkTaskTable, createTaskTable } from './aws/task-table.js';
 import type { Config } from './config.js';
@@ -125,10 +125,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
         { ...(workerConfig.exampleHandlers ? exampleSubTaskHandlers : {}), ...options.subTaskHandlers },
       ),
       logger,
-      queue: notifierTopic ? new SnsExecutionQueue(notifierTopic) : undefined,
+      queue: notifierTopic ? new SnsDispatchQueue(notifierTopic) : undefined,
       executions: sfnClient ? new AwsExecutions(sfnClient, workerConfig.stateMachineArn!, logger) : undefined,
     });
-    if (workerConfig.enabled) publishers.add(worker.execution.onCreated);
+    if (workerConfig.enabled) publishers.add(worker.dispatcher.onCreated);
     cleanup.push(() => worker.stop());
 
     return {

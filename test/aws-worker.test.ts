@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
-import { parseTaskExecuteBody, startSqsWorker, visibilitySecondsOf, type TaskExecutor } from '../src/aws/sqs-worker.js';
+import { parseTaskExecuteBody, startSqsWorker, visibilitySecondsOf, type TaskDispatch } from '../src/aws/sqs-worker.js';
 import { createLambdaHandlers, loadLambdaConfig } from '../src/lambda/bootstrap.js';
 import { createSqsHandler, queueUrlOfArn } from '../src/lambda/sqs-handler.js';
 import { createSubTaskRunnerHandler } from '../src/lambda/sub-task-runner.js';
@@ -283,11 +283,11 @@ describe('the SQS worker', () => {
   });
 
   test('a failure with retries left keeps the message and delays it by the backoff (no delete)', async () => {
-    const execute = vi.spyOn(app.worker.execution, 'execute');
+    const dispatch = vi.spyOn(app.worker.dispatcher, 'dispatch');
     const task = await createTask('FLAKY');
     const receipt = queue.deliver(await envelopeOf(task.id));
-    const call = await until('the execution of the message', () => execute.mock.calls.findIndex(([key]) => key.sk === task.sk) + 1);
-    const outcome = (await execute.mock.results[call - 1]!.value) as RunOutcome;
+    const call = await until('the dispatch of the message', () => dispatch.mock.calls.findIndex(([key]) => key.sk === task.sk) + 1);
+    const outcome = (await dispatch.mock.results[call - 1]!.value) as RunOutcome;
     expect(outcome.done).toBe(false);
     const retryInMs = (outcome as { retryInMs: number }).retryInMs;
     // retryDelayMs 4000, attempt 1: between 2 and 4 s.
@@ -410,7 +410,7 @@ describe('Step Functions tasks through the queue', () => {
 // ---------------------------------------------------------------------------
 describe('Lambda handlers', () => {
   test('createSqsHandler reports only the records to retry as batchItemFailures', async () => {
-    const handler = createSqsHandler(app.worker.execution, { sqs: sqsClient, logger: silent });
+    const handler = createSqsHandler(app.worker.dispatcher, { sqs: sqsClient, logger: silent });
     const ok = await createTask('OK', { lambda: 1 });
     const raw = await createTask('OK', { lambda: 2 });
     const flaky = await createTask('FLAKY');
@@ -571,8 +571,8 @@ describe('startSqsWorker on its own', () => {
       .on(ReceiveMessageCommand)
       .callsFake((input: ReceiveMessageCommandInput) => (receive ? receive(own, input) : own.receive(input)));
     const pending = new Map<string, (outcome: RunOutcome | Error) => void>();
-    const executor: TaskExecutor = {
-      execute: (key: TaskKey) =>
+    const executor: TaskDispatch = {
+      dispatch: (key: TaskKey) =>
         new Promise<RunOutcome>((resolve, reject) =>
           pending.set(key.sk, (outcome) => (outcome instanceof Error ? reject(outcome) : resolve(outcome))),
         ),
@@ -580,7 +580,7 @@ describe('startSqsWorker on its own', () => {
     const worker = startSqsWorker({
       client,
       queueUrl: QUEUE_URL,
-      execution: executor,
+      dispatcher: executor,
       logger: silent,
       concurrency,
       visibilityTimeoutSeconds: 30,

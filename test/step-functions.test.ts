@@ -349,14 +349,14 @@ describe('duplicate delivery', () => {
     const queued = await tasks.updateStatus(actor, { id: created.id, status: 'QUEUED' });
     const key = { pk: queued.pk, sk: queued.sk };
 
-    const outcomes = await Promise.all([app.worker.execution.execute(key), app.worker.execution.execute(key)]);
+    const outcomes = await Promise.all([app.worker.dispatcher.dispatch(key), app.worker.dispatcher.dispatch(key)]);
     expect(outcomes.filter((outcome) => outcome.done)).not.toHaveLength(0);
     expect(dupTaskCalls).toBe(1);
     const stored = await app.store.get(key);
     expect(stored).toMatchObject({ status: 'COMPLETED', version: 4, attempt: 1, attributes: { result: 'once' } });
 
     // A late redelivery of a finished task changes nothing.
-    expect(await app.worker.execution.execute(key)).toEqual({ done: true });
+    expect(await app.worker.dispatcher.dispatch(key)).toEqual({ done: true });
     expect(dupTaskCalls).toBe(1);
     expect((await app.store.get(key))!.version).toBe(4);
   });

@@ -427,7 +427,7 @@ describe('cancelTasks', () => {
             await app.tasks.updateStatus(by, { id, status: 'PROCESSING' });
             await app.tasks.updateStatus(by, { id, status: 'COMPLETED', attributes: { result: 'mine' } });
           }
-          return app.worker.execution.cancel(by, id);
+          return app.worker.dispatcher.cancel(by, id);
         },
       },
       actor,
@@ -447,7 +447,7 @@ describe('cancelTasks', () => {
         store: app.store,
         cancel: async (by, id) => {
           if (id === tasks[0]!.id) throw new TaskError('CONFLICT', 'busy');
-          return app.worker.execution.cancel(by, id);
+          return app.worker.dispatcher.cancel(by, id);
         },
       },
       actor,

@@ -8,12 +8,12 @@ import {
 import type { Logger } from '../logger.js';
 import { parseTaskId, type TaskKey } from '../tasks/keys.js';
 import type { RunOutcome } from '../worker/task-runner.js';
-import type { TaskExecuteMessage } from './sns-execution-queue.js';
+import type { TaskExecuteMessage } from './sns-dispatch-queue.js';
 import { stoppable } from './stoppable.js';
 
-/** What runs a delivered task: TaskExecution (idempotent, so redeliveries change nothing twice). */
-export interface TaskExecutor {
-  execute(key: TaskKey): Promise<RunOutcome>;
+/** What runs a delivered task: TaskDispatcher (idempotent, so redeliveries change nothing twice). */
+export interface TaskDispatch {
+  dispatch(key: TaskKey): Promise<RunOutcome>;
 }
 
 /** SQS limits on a message's visibility timeout, in seconds. */
@@ -74,7 +74,7 @@ export type Disposition =
  */
 export async function handleTaskExecuteBody(
   body: string | undefined,
-  executor: TaskExecutor,
+  dispatch: TaskDispatch,
   logger: Logger,
   messageId?: string,
 ): Promise<Disposition> {
@@ -89,7 +89,7 @@ export async function handleTaskExecuteBody(
   }
   const { pk, sk, id } = parsed.message;
   try {
-    const outcome = await executor.execute({ pk, sk });
+    const outcome = await dispatch.dispatch({ pk, sk });
     return outcome.done ? { action: 'delete' } : { action: 'retry', retryInMs: outcome.retryInMs };
   } catch (error) {
     logger.error('running a queued task failed; the queue delivers it again', { messageId, id }, error);
@@ -100,7 +100,7 @@ export async function handleTaskExecuteBody(
 export interface SqsWorkerOptions {
   client: SQSClient;
   queueUrl: string;
-  execution: TaskExecutor;
+  dispatcher: TaskDispatch;
   logger: Logger;
   /** Messages handled at once; each receive asks for at most the free capacity (and at most 10). */
   concurrency: number;
@@ -125,14 +125,14 @@ export interface SqsWorker {
 
 /**
  * A long-polling consumer of the task-execute queue (TASK_QUEUE_URL): each
- * message runs its task through TaskExecution; done → DeleteMessage; a retry
+ * message runs its task through TaskDispatcher; done → DeleteMessage; a retry
  * → ChangeMessageVisibility to the delay, so SQS delivers it again then (and
  * its redrive policy moves a message received too often to the dead-letter
  * queue); an unexpected error leaves the message to come back when its
  * visibility times out. While a task runs its message's visibility is renewed.
  */
 export function startSqsWorker(options: SqsWorkerOptions): SqsWorker {
-  const { client, queueUrl, execution, logger } = options;
+  const { client, queueUrl, dispatcher, logger } = options;
   const concurrency = Math.max(1, Math.floor(options.concurrency));
   const visibilitySeconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(options.visibilityTimeoutSeconds)));
   const extendEveryMs = Math.max(50, options.extendEveryMs ?? Math.floor((visibilitySeconds * 1000) / 3));
@@ -160,7 +160,7 @@ export function startSqsWorker(options: SqsWorkerOptions): SqsWorker {
     }, extendEveryMs);
     let disposition: Disposition;
     try {
-      disposition = await handleTaskExecuteBody(message.Body, execution, logger, message.MessageId);
+      disposition = await handleTaskExecuteBody(message.Body, dispatcher, logger, message.MessageId);
     } finally {
       clearInterval(renewer);
       await renewals;

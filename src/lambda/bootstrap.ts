@@ -56,7 +56,7 @@ export async function createLambdaHandlers(env: Env = process.env, options: Lamb
     subTaskHandlers: { ...loaded?.subTaskHandlers, ...options.subTaskHandlers },
   });
   const sqs = options.sqs ?? new SQSClient({ region: config.sns.region });
-  const handleSqs = createSqsHandler(services.worker.execution, {
+  const handleSqs = createSqsHandler(services.worker.dispatcher, {
     logger: services.logger,
     sqs,
     queueUrl: config.worker.queueUrl,

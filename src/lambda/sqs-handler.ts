@@ -1,5 +1,5 @@
 import { ChangeMessageVisibilityCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { handleTaskExecuteBody, visibilitySecondsOf, type TaskExecutor } from '../aws/sqs-worker.js';
+import { handleTaskExecuteBody, visibilitySecondsOf, type TaskDispatch } from '../aws/sqs-worker.js';
 import { createLogger, type Logger } from '../logger.js';
 
 /** The part of an SQS event record this handler reads. */
@@ -49,13 +49,13 @@ export interface SqsHandlerOptions {
  * Set the queue's visibility timeout to at least six times the function's
  * timeout (AWS's advice): Lambda does not renew visibility while the handler runs.
  */
-export function createSqsHandler(execution: TaskExecutor, options: SqsHandlerOptions = {}) {
+export function createSqsHandler(dispatch: TaskDispatch, options: SqsHandlerOptions = {}) {
   const logger = options.logger ?? createLogger('info');
   return async (event: SqsEvent): Promise<SqsBatchResponse> => {
     const records = Array.isArray(event?.Records) ? event.Records : [];
     const failed = await Promise.all(
       records.map(async (record): Promise<string | undefined> => {
-        const disposition = await handleTaskExecuteBody(record.body, execution, logger, record.messageId);
+        const disposition = await handleTaskExecuteBody(record.body, dispatch, logger, record.messageId);
         if (disposition.action === 'delete') return undefined;
         if (disposition.action === 'retry' && options.sqs) {
           const queueUrl = options.queueUrl ?? queueUrlOfArn(record.eventSourceARN);

@@ -68,7 +68,7 @@ const reportAsValidationError = {
  * One port: yoga for GraphQL over HTTP and SSE, graphql-ws for WebSocket on
  * the same path, and plain routes beside them.
  */
-export function createServer(options: ServerOptions) {
+export function createGraphQLServer(options: ServerOptions) {
   const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, Context>({
     schema: options.schema,
     graphqlEndpoint: GRAPHQL_PATH,

@@ -1,42 +1,25 @@
 import { encodeTime, TIME_MAX } from 'ulid';
 import { badInput, TaskError } from '../errors.js';
+import {
+  BULK_CANCEL_CONCURRENCY,
+  DEFAULT_BULK_CANCEL,
+  MAX_BULK_CANCEL,
+  type CancelTasksFilter,
+  type CancelTasksResult,
+} from '../tasks/cancellation.js';
 import { checkTaskType } from '../tasks/limits.js';
 import { isTerminal, TASK_STATUSES, type TaskStatus } from '../tasks/status.js';
-import type { Actor, Task, TaskKind } from '../tasks/task.js';
+import type { Actor, Task } from '../tasks/task.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import { resolveTenant } from '../tasks/tenancy.js';
 import { assertFullAccess } from '../tasks/viewer-scope.js';
 
-/** Tasks one cancelTasks call cancels unless told otherwise. */
-export const DEFAULT_BULK_CANCEL = 100;
-/** The most one call cancels: the caller calls again while `remaining`. */
-export const MAX_BULK_CANCEL = 500;
-/** Cancels in flight at once: each is a few writes, a Step Functions task's a sweep of its sub-tasks. */
-export const BULK_CANCEL_CONCURRENCY = 8;
 
 const UNFINISHED: readonly TaskStatus[] = TASK_STATUSES.filter((status) => !isTerminal(status));
 
-export interface CancelTasksFilter {
-  kind?: TaskKind | null;
-  taskType?: string | null;
-  /** One non-terminal status; every non-terminal status when absent. */
-  status?: TaskStatus | null;
-  createdBefore?: Date | null;
-  tenantCode?: string | null;
-}
-
-export interface CancelTasksResult {
-  cancelled: number;
-  /** Matched, but ended (or were cancelled by someone else) before this call could cancel them. */
-  skipped: number;
-  /** Matching unfinished tasks are left: call again. */
-  remaining: boolean;
-  cancelledIds: string[];
-}
-
 export interface BulkCancelDependencies {
   store: TaskStore;
-  /** cancelTask's own path (TaskExecution.cancel). */
+  /** cancelTask's own path (TaskDispatcher.cancel). */
   cancel(actor: Actor, id: string): Promise<Task>;
 }
 

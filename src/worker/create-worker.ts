@@ -10,7 +10,7 @@ import { HandlerRegistry } from './handlers.js';
 import { LocalTaskQueue } from './local-queue.js';
 import { StepFunctionTasks } from './step-function-tasks.js';
 import { loadStateMachineDefinition, type SubTaskExecutions } from './sub-task-executions.js';
-import { TaskExecution, type ExecutionQueue } from './task-execution.js';
+import { TaskDispatcher, type DispatchQueue } from './task-dispatcher.js';
 import { TaskRunner } from './task-runner.js';
 
 export interface WorkerDependencies {
@@ -23,7 +23,7 @@ export interface WorkerDependencies {
   registry: HandlerRegistry;
   logger: Logger;
   /** AWS: task-execute over SNS. Absent: the in-process queue. */
-  queue?: ExecutionQueue;
+  queue?: DispatchQueue;
   /** AWS: Step Functions. Absent: the shipped definition under the local interpreter. */
   executions?: SubTaskExecutions;
 }
@@ -57,17 +57,17 @@ export function createWorker(deps: WorkerDependencies) {
     redeliver: (parent, delayMs) => queue.enqueue(parent, delayMs),
   });
 
-  let execution!: TaskExecution;
-  const localQueue = local ? new LocalTaskQueue((key) => execution.execute(key), config.concurrency, logger) : undefined;
-  const queue: ExecutionQueue = deps.queue ?? {
+  let dispatcher!: TaskDispatcher;
+  const localQueue = local ? new LocalTaskQueue((key) => dispatcher.dispatch(key), config.concurrency, logger) : undefined;
+  const queue: DispatchQueue = deps.queue ?? {
     enqueue: async (task, delayMs) => localQueue!.enqueue(task, delayMs),
     stop: () => localQueue!.stop(config.shutdownGraceMs, () => runner.abortAll()),
   };
-  execution = new TaskExecution({ tasks, store, queue, runner, stepFunctions, logger });
-  const unobserve = bus.observeAll((event) => execution.observe(event.task));
+  dispatcher = new TaskDispatcher({ tasks, store, queue, runner, stepFunctions, logger });
+  const unobserve = bus.observeAll((event) => dispatcher.observe(event.task));
 
   return {
-    execution,
+    dispatcher,
     stepFunctions,
     runner,
     /** Where Step Functions executions run: AWS's, or the local interpreter. */
@@ -80,11 +80,11 @@ export function createWorker(deps: WorkerDependencies) {
     /** Embedded default: pick up what a previous process left unfinished. */
     async start(): Promise<void> {
       if (!local) return;
-      const recovered = await execution.recover();
+      const recovered = await dispatcher.recover();
       if (recovered > 0) logger.info('picked up unfinished tasks', { count: recovered });
     },
     async stop(): Promise<void> {
-      await execution.drain();
+      await dispatcher.drain();
       unobserve();
       await queue.stop?.();
       await executions.close?.();

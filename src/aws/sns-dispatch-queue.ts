@@ -1,5 +1,5 @@
 import type { Task } from '../tasks/task.js';
-import type { ExecutionQueue } from '../worker/task-execution.js';
+import type { DispatchQueue } from '../worker/task-dispatcher.js';
 import type { SnsTopic } from './sns-topic.js';
 
 /** The message an SQS queue subscribed with the filter `{ "action": ["task-execute"] }` receives. */
@@ -18,7 +18,7 @@ export interface TaskExecuteMessage {
  * queue subscribed to it (filter on `action`) delivers it to a worker. Retries
  * are not re-published: the worker delays the SQS message itself.
  */
-export class SnsExecutionQueue implements ExecutionQueue {
+export class SnsDispatchQueue implements DispatchQueue {
   constructor(private readonly topic: SnsTopic) {}
 
   async enqueue(task: Pick<Task, 'id' | 'pk' | 'sk' | 'tenantCode' | 'type' | 'kind'>): Promise<void> {

@@ -8,7 +8,8 @@ import type { Actor, Task } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import { assertFullAccess } from '../tasks/viewer-scope.js';
-import { cancelTasks, type CancelTasksFilter, type CancelTasksResult } from './bulk-cancel.js';
+import type { CancelTasksFilter, CancelTasksResult, TaskCancellation } from '../tasks/cancellation.js';
+import { cancelTasks } from './bulk-cancel.js';
 import { needsSweep, type StepFunctionTasks } from './step-function-tasks.js';
 import type { RunOutcome, TaskRunner } from './task-runner.js';
 import { workerActor } from './task-runner.js';
@@ -17,24 +18,24 @@ import { workerActor } from './task-runner.js';
  * Where queued tasks go: the in-process queue (embedded default), or SNS
  * `task-execute` notifications that an SQS queue delivers to workers (AWS).
  */
-export interface ExecutionQueue {
+export interface DispatchQueue {
   enqueue(task: Pick<Task, 'pk' | 'sk' | 'tenantCode' | 'type' | 'kind' | 'id'>, delayMs?: number): Promise<void>;
   stop?(): Promise<void>;
 }
 
 /**
- * The execution side of the service: queues each new task, runs what a queue
- * delivers (standard tasks, or the start of a Step Functions task), cancels,
- * and recovers work a dead process left behind.
+ * Task dispatch: queues each new task, hands what a queue delivers to its
+ * runner (a standard task, or the start of a Step Functions task), cancels
+ * (the domain's TaskCancellation), and recovers work a dead process left behind.
  */
-export class TaskExecution {
+export class TaskDispatcher implements TaskCancellation {
   private readonly queueing = new BackgroundWork();
 
   constructor(
     private readonly deps: {
       tasks: TaskService;
       store: TaskStore;
-      queue: ExecutionQueue;
+      queue: DispatchQueue;
       runner: TaskRunner;
       stepFunctions: StepFunctionTasks;
       logger: Logger;
@@ -71,7 +72,7 @@ export class TaskExecution {
   }
 
   /** Runs what a queue delivered; idempotent, so a redelivered message changes nothing twice. */
-  execute(key: TaskKey): Promise<RunOutcome> {
+  dispatch(key: TaskKey): Promise<RunOutcome> {
     const parsed = parseTaskId(`${key.pk}#${key.sk}`);
     if (!parsed || parsed.parentId) return Promise.resolve({ done: true });
     return parsed.kind === 'SFN_TASK' ? this.deps.stepFunctions.start(key) : this.deps.runner.run(key);
