@@ -48,7 +48,10 @@ export function TaskActions({ task, onOpen }: { task: Task; onOpen: (id: string)
           </button>
         )}
         {canRerun && (
-          <button type="button" disabled={busy} onClick={() => (setOnlyFailed(failed > 0), setAsking('rerun'))}>
+          <button type="button" disabled={busy} onClick={() => {
+            setOnlyFailed(failed > 0);
+            setAsking('rerun');
+          }}>
             Re-run…
           </button>
         )}

@@ -1,9 +1,9 @@
 import { TASK_STATUSES } from '../src/tasks/status.js';
-import { TASK_KINDS, type Task } from '../src/tasks/task.js';
+import type { TASK_KINDS, Task } from '../src/tasks/task.js';
 import type { Page } from '../src/tasks/task-store.js';
 import { checkClientAttributes, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../src/tasks/limits.js';
 import { attributesWithProgress } from '../src/tasks/sub-tasks.js';
-import { FAILURE_POLICIES } from '../src/tasks/task-service.js';
+import type { FAILURE_POLICIES } from '../src/tasks/task-service.js';
 import { builder } from './builder.js';
 import { PageInfoRef } from './connection.js';
 

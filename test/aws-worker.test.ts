@@ -647,7 +647,7 @@ describe('startSqsWorker on its own', () => {
     const hangingFrom = receives().length;
     await until('a hanging receive', () => receives().length > hangingFrom);
     let stopped = false;
-    const stopping = worker.stop().then(() => (stopped = true));
+    void worker.stop().then(() => (stopped = true));
     for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
     expect(stopped).toBe(false);
     pending.get('OK#RUNNING')!({ done: true });

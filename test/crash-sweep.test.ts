@@ -117,7 +117,8 @@ function prestart() {
   next.catch(() => {}); // reported when taken
 }
 async function takeChild(): Promise<ChildServer> {
-  const taking = next ?? (prestart(), next!);
+  if (!next) prestart();
+  const taking = next!;
   next = undefined;
   wanted--;
   if (wanted > 0) prestart();
@@ -195,7 +196,10 @@ async function readState(s: Server, parentId: string): Promise<State> {
 }
 
 const histogram = (subs: { status: string }[]) =>
-  subs.reduce<Record<string, number>>((counts, sub) => ({ ...counts, [sub.status]: (counts[sub.status] ?? 0) + 1 }), {});
+  subs.reduce<Record<string, number>>((counts, sub) => {
+    counts[sub.status] = (counts[sub.status] ?? 0) + 1;
+    return counts;
+  }, {});
 
 const countsOf = (parent: Pick<Parent, 'attributes'>) => ({
   subTaskCount: parent.attributes.subTaskCount,

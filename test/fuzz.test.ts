@@ -815,6 +815,7 @@ function operations(): Operation[] {
   let processing: string | undefined;
   let cancellable: string | undefined;
   let ended: string | undefined;
+  // biome-ignore lint/correctness/noUnusedVariables: read by its ??= (one task to cancel, until a call cancels it)
   let bulk: string | undefined;
   return [
     {
@@ -928,7 +929,10 @@ function operations(): Operation[] {
       ],
       variables: ['id', 'onlyFailed'],
       // Re-running leaves the task as it was: one ended task serves every case.
-      valid: async () => ({ id: (ended ??= await endedTask()), onlyFailed: false }),
+      valid: async () => {
+        ended ??= await endedTask();
+        return { id: ended, onlyFailed: false };
+      },
     },
     {
       name: 'cancelTasks',

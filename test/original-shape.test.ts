@@ -712,12 +712,12 @@ describe('timestamps with a non-zero offset (the original in a process whose TZ 
 
   test('since replays only what changed after it, by instant', async () => {
     const tokyo = new OriginalWriter(dynamo.doc, app.store.tableName, 9 * 60);
-    const early = await tokyo.createTask({ tenantCode: TENANT, taskType: 'SINCE', input: { n: 'early' } }, CALLER, at(0));
+    // `early`, in Tokyo time, changed five minutes before `since`; its text (`…+09:00`) sorts after it.
+    await tokyo.createTask({ tenantCode: TENANT, taskType: 'SINCE', input: { n: 'early' } }, CALLER, at(0));
     const late = await original.createTask({ tenantCode: TENANT, taskType: 'SINCE', input: { n: 'late' } }, CALLER, at(600));
     await backfill();
     const ws = subscribeWs(wsClient(app.url, token), { filter: { kind: 'TASK', taskType: 'SINCE' }, since: iso(at(300)) });
     const { events } = await replayed(token, [ws], { mutation: CREATE_TASK, field: 'createTask', input: { taskType: 'SINCE', input: {} } });
-    // `early` changed five minutes before `since`; its text (`…+09:00`) sorts after it.
     expect(events[0]!.map((event) => event.task.id)).toEqual([late.id]);
   });
 

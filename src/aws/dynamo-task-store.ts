@@ -204,7 +204,10 @@ export class DynamoTaskStore implements TaskStore {
       names['#attributes'] = 'attributes';
       Object.entries(attributes).forEach(([name, value], i) => {
         names[`#k${i}`] = name;
-        if (value === null) return void remove.push(`#attributes.#k${i}`);
+        if (value === null) {
+          remove.push(`#attributes.#k${i}`);
+          return;
+        }
         values[`:k${i}`] = value;
         set.push(`#attributes.#k${i} = :k${i}`);
       });

@@ -10,7 +10,7 @@ export function stoppable(signal: AbortSignal) {
       signal.addEventListener('abort', onAbort, { once: true });
       promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
-  const pause = (ms: number): Promise<void | undefined> => {
+  const pause = (ms: number): Promise<void> => {
     let timer: NodeJS.Timeout | undefined;
     return orStop(new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))).finally(() => clearTimeout(timer));
   };

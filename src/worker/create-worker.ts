@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import type { TaskPublisher } from '../tasks/publisher.js';
 import type { TaskService } from '../tasks/task-service.js';
 import type { TaskStore } from '../tasks/task-store.js';
-import { HandlerRegistry } from './handlers.js';
+import type { HandlerRegistry } from './handlers.js';
 import { LocalTaskQueue } from './local-queue.js';
 import { StepFunctionTasks } from './step-function-tasks.js';
 import { loadStateMachineDefinition, type SubTaskExecutions } from './sub-task-executions.js';

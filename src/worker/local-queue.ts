@@ -26,7 +26,10 @@ export class LocalTaskQueue {
     const id = taskId(key.pk, key.sk);
     if (this.known.has(id)) return;
     this.known.add(id);
-    if (delayMs <= 0) return this.admit(key);
+    if (delayMs <= 0) {
+      this.admit(key);
+      return;
+    }
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       this.admit(key);
