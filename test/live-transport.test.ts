@@ -300,10 +300,6 @@ describe('WebSocket authentication', () => {
     );
   });
 
-  // BUG (src/live/event-queue.ts fail() + src/live/live-tasks.ts ownConnection expiry):
-  // the expiry timer calls queue.fail(UNAUTHENTICATED), but a stream waiting for
-  // its next event is resolved { done: true } instead of rejected, so the SSE
-  // client sees a normal `complete` with no error. Remove `.fails` once fixed.
   test('an SSE subscription ends with UNAUTHENTICATED when its token expires, and frees its slot', async () => {
     const before = main.metrics.connections.get();
     const token = await main.token('sse-expiring', { expiresIn: '2s' });
