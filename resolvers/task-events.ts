@@ -1,4 +1,4 @@
-import type { TaskStatusEvent } from '../src/live/live-tasks.js';
+import type { TaskStatusEvent } from '../src/live/task-event.js';
 import { builder } from './builder.js';
 import { TaskKindEnum, TaskRef, TaskStatusEnum } from './task.js';
 
@@ -46,8 +46,8 @@ builder.subscriptionFields((t) => ({
         ctx.actor,
         { ...args.filter, ids: args.filter?.ids?.map(String), parentId: args.filter?.parentId?.toString() },
         args.since,
-        ctx.socketSink
-          ? { socket: { sink: ctx.socketSink, info, context: ctx } }
+        ctx.liveSink
+          ? { sink: ctx.liveSink, selection: info }
           : { ownConnection: { expiresAt: ctx.expiresAt } },
       ),
     resolve: (event: TaskStatusEvent) => event,

@@ -1,4 +1,5 @@
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import type { GraphQLError } from 'graphql';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { schema } from '../resolvers/index.js';
 import { mintToken } from './auth/mint-token.js';
@@ -17,8 +18,10 @@ import type { Metrics } from './live/metrics.js';
 import { createSnsEndpoint, type SnsEndpointOptions } from './live/sns-endpoint.js';
 import type { TaskEventBus } from './live/task-event-bus.js';
 import { createDashboard } from './server/dashboard.js';
+import { createMaskError } from './server/mask-error.js';
 import { createGraphQLServer, GRAPHQL_PATH, json } from './server/server.js';
 import { createServices, type ServiceOptions } from './services.js';
+import type { Clock } from './timers.js';
 import type { TaskService } from './tasks/task-service.js';
 import type { Worker } from './worker/create-worker.js';
 
@@ -32,6 +35,8 @@ export interface AppOptions extends ServiceOptions {
   snsEndpoint?: Pick<SnsEndpointOptions, 'isTrustedSnsUrl' | 'fetch'>;
   /** Where the built dashboard is, instead of dist/dashboard (tests build their own). */
   dashboardDir?: string;
+  /** The live path's timers (token expiry); tests pass a fake one. @default the system clock */
+  clock?: Clock;
 }
 
 export interface RunningApp {
@@ -69,7 +74,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       ? await mintToken({ secret: devSecret, tenantCode: 'demo', userId: 'dev', expiresIn: '30d', claims: config.auth.claims })
       : undefined;
 
-    const live = new LiveTasks({ bus, tasks, metrics, logger, limits: config.live });
+    const maskError = createMaskError(logger);
+    const live = new LiveTasks({
+      bus,
+      tasks,
+      metrics,
+      logger,
+      limits: config.live,
+      maskError: (error) => maskError(error, 'Unexpected error.', false) as GraphQLError,
+      clock: options.clock,
+    });
 
     const routes: Record<string, Parameters<typeof createGraphQLServer>[0]['routes'][string]> = {
       '/healthz': (_req, res) => json(res, 200, { status: 'ok' }),
@@ -113,6 +127,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       verifyToken,
       live,
       logger,
+      maskError,
       host: config.host,
       port: config.port,
       limits: config.limits,

@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Identity, TokenVerifier } from './auth/verify-token.js';
 import type { ViewerTokenIssuer } from './auth/viewer-token.js';
-import type { SocketSink } from './live/fanout.js';
 import type { LiveTasks } from './live/live-tasks.js';
+import type { LiveSink } from './live/sink.js';
 import { TaskError } from './errors.js';
 import { toGraphQLError } from './server/mask-error.js';
 import type { TaskCancellation } from './tasks/cancellation.js';
@@ -19,17 +19,14 @@ export interface Context {
   cancellation: TaskCancellation;
   /** Signs viewer tokens; absent when the server has no secret for them (JWKS_URL only). */
   viewerTokens?: ViewerTokenIssuer;
-  /** Set on WebSocket connections: closes the whole connection (e.g. a slow consumer). */
-  closeConnection?: (code: number, reason: string) => void;
-  /** Set on WebSocket subscriptions: where the fan-out writes this operation's frames. */
-  socketSink?: SocketSink;
+  /** Set on WebSocket subscriptions: the sink the subscription engine writes this operation's events to. */
+  liveSink?: LiveSink;
 }
 
 /** What the WebSocket transport hands over, having verified the token at connection_init. */
 export interface SocketContext {
   identity: Identity;
-  closeConnection: (code: number, reason: string) => void;
-  socketSink: SocketSink;
+  liveSink: LiveSink;
 }
 
 export interface ContextDependencies {
@@ -78,8 +75,7 @@ export function createContextFactory(deps: ContextDependencies) {
       live: deps.live,
       cancellation: deps.cancellation,
       viewerTokens: deps.viewerTokens,
-      closeConnection: initial.closeConnection,
-      socketSink: initial.socketSink,
+      liveSink: initial.liveSink,
     };
   };
 }

@@ -1,7 +1,6 @@
 import type { GraphQLError, GraphQLResolveInfo } from 'graphql';
 import { TaskError, quotaExceeded } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { createMaskError } from '../server/mask-error.js';
 import { parseTaskId, requireTaskId } from '../tasks/keys.js';
 import { checkTaskType } from '../tasks/limits.js';
 import type { Actor, Task } from '../tasks/task.js';
@@ -9,62 +8,55 @@ import { TASK_KINDS } from '../tasks/task.js';
 import type { TaskService } from '../tasks/task-service.js';
 import { resolveTenant } from '../tasks/tenancy.js';
 import { assertCanWatch } from '../tasks/viewer-scope.js';
-import { atTime } from '../timers.js';
-import { EventQueue, SlowConsumerError } from './event-queue.js';
-import { FanOut, FastSubscription, type SocketSink } from './fanout.js';
+import { systemClock, type Clock } from '../timers.js';
+import { SubscriptionEngine, type Subscription } from './engine.js';
+import { IteratorSink } from './iterator-sink.js';
 import type { Metrics } from './metrics.js';
 import { parseSince, type ResumePosition } from './resume-cursor.js';
 import { sharedOperation } from './shared-operation.js';
+import type { LiveSink } from './sink.js';
 import { SubscriptionState, type TaskEventFilter } from './subscription-state.js';
-import type { TaskEvent } from './task-event.js';
+import type { TaskStatusEvent } from './task-event.js';
 import type { TaskEventBus } from './task-event-bus.js';
 
 export type { TaskEventFilter } from './subscription-state.js';
-
-export interface TaskStatusEvent extends TaskEvent {
-  cursor: string;
-}
+export type { TaskStatusEvent } from './task-event.js';
 
 export interface LiveLimits {
-  /** Events buffered per subscription before coalescing to the latest per task. */
+  /** Tasks held (latest event each) for a subscriber whose transport is backed up, before it is dropped as a slow consumer. */
   maxQueuedEvents: number;
   maxConnectionsPerTenant: number;
   maxSubscriptionsPerConnection: number;
 }
 
-export interface SubscribeOptions {
-  /** Called when the subscriber falls too far behind; the transport closes its connection. */
-  onSlowConsumer?: () => void;
+export type SubscribeOptions =
+  /** A transport with a sink of its own (WebSocket): the engine executes the selection, shared by all who have the same. */
+  | { sink: LiveSink; selection: GraphQLResolveInfo; ownConnection?: undefined }
   /**
-   * Set for transports where a subscription is its own connection (SSE): it
-   * takes a tenant connection slot and ends when the token expires (epoch seconds).
-   * WebSocket connections do both per socket instead.
+   * A transport that pulls and executes itself (SSE). With `ownConnection`
+   * the subscription is its own connection: it takes a tenant connection slot
+   * and ends when the token expires (epoch seconds).
    */
-  ownConnection?: { expiresAt: number };
-  /** WebSocket: the fan-out writes frames straight to this socket; the selection is executed once per event and selection. */
-  socket?: { sink: SocketSink; info: GraphQLResolveInfo; context: unknown };
+  | { sink?: undefined; ownConnection?: { expiresAt: number } };
+
+/** What a shared execution may see: the tenant, the viewer scope, the read service; never a subscriber. */
+export interface SharedExecutionContext {
+  actor: Actor;
+  tasks: TaskService;
 }
 
 const PAGE = 100;
 const MAX_IDS = 100;
 
 /**
- * taskStatusChanged: the current state of named tasks first (snapshot), or of
- * every task changed since a resume position, then live changes. Live events
- * are taken from before the first read, and per task only versions newer than
- * the last delivered one go out, so nothing falls in the gap between the table
- * read and the live stream and nothing arrives twice.
- *
- * Two paths share that logic (SubscriptionState): WebSocket subscriptions go
- * through the fan-out; others (SSE) through a per-subscription queue that
- * graphql-js executes.
+ * taskStatusChanged: validation, quotas and token expiry, and the table reads
+ * of the initial states; the SubscriptionEngine does the rest, for every
+ * transport.
  */
 export class LiveTasks {
   private readonly connectionsByTenant = new Map<string, number>();
-  /** The queues of open SSE subscriptions: ended on shutdown, so each stream completes cleanly. */
-  private readonly openQueues = new Set<EventQueue<TaskEvent>>();
-  private readonly fanOut: FanOut;
-  private readonly maskError: (error: GraphQLError) => GraphQLError;
+  private readonly engine: SubscriptionEngine;
+  private readonly clock: Clock;
 
   constructor(
     private readonly deps: {
@@ -73,32 +65,36 @@ export class LiveTasks {
       metrics: Metrics;
       logger: Logger;
       limits: LiveLimits;
-      /** Masks errors of fan-out executions as yoga masks its own (the default uses the same function). */
-      maskError?: (error: GraphQLError) => GraphQLError;
-      /** Fan-out tuning. */
+      /** Masks errors of shared executions as yoga masks its own: the server's one masking function. */
+      maskError: (error: GraphQLError) => GraphQLError;
+      /** Timers of token expiry. @default the system clock */
+      clock?: Clock;
+      /** Subscribers served before yielding to the event loop. */
       sliceSize?: number;
-      highWaterBytes?: number;
     },
   ) {
-    this.fanOut = new FanOut({
+    this.clock = deps.clock ?? systemClock;
+    this.engine = new SubscriptionEngine({
       metrics: deps.metrics,
       logger: deps.logger,
-      sliceSize: deps.sliceSize ?? 512,
-      highWaterBytes: deps.highWaterBytes ?? 1 << 20,
-      maxHeld: deps.limits.maxQueuedEvents,
+      maxQueuedEvents: deps.limits.maxQueuedEvents,
+      sliceSize: deps.sliceSize,
     });
-    const mask = createMaskError(deps.logger);
-    this.maskError = deps.maskError ?? ((error) => mask(error, 'Unexpected error.', false) as GraphQLError);
-    deps.bus.observeAll((event) => this.fanOut.dispatch(event));
+    deps.bus.observeAll((event) => this.engine.dispatch(event));
   }
 
-  /** Shutdown: every SSE subscription completes (its stream ends with a complete event). */
+  /** Shutdown: every subscription completes (an SSE stream ends with a complete event). */
   close(): void {
-    for (const queue of this.openQueues) queue.end();
+    this.engine.close();
   }
 
   get limits(): LiveLimits {
     return this.deps.limits;
+  }
+
+  /** The live path's timers: the WebSocket transport closes expired connections by it too. */
+  get timers(): Clock {
+    return this.clock;
   }
 
   /** Takes one of the tenant's connection slots; the returned function gives it back. */
@@ -137,165 +133,53 @@ export class LiveTasks {
     if (filter.parentId) requireTaskId(filter.parentId, 'parentId');
     if (filter.taskType) checkTaskType(filter.taskType);
     const state = new SubscriptionState(filter, since ? parseSince(since) : undefined);
-    return options.socket
-      ? this.fast(actor, tenantCode, state, options.socket)
-      : this.queued(actor, tenantCode, state, options);
-  }
+    const initialStates = this.initialStates(actor, tenantCode, state.filter, state.position);
 
-  /** The WebSocket path: registered with the fan-out, which writes frames; the iterator only marks the end. */
-  private fast(
-    actor: Actor,
-    tenantCode: string,
-    state: SubscriptionState,
-    socket: NonNullable<SubscribeOptions['socket']>,
-  ): AsyncIterableIterator<TaskStatusEvent> {
-    const { metrics, logger } = this.deps;
-    // Subscribers share one execution context per key: a viewer's is never a full token's, nor the reverse.
-    const shareKey = actor.scope ? `${tenantCode}\u0000viewer\u0000${JSON.stringify(actor.scope)}` : tenantCode;
-    const operation = sharedOperation(socket.info, socket.context, shareKey, this.maskError);
-    const subscription = new FastSubscription(tenantCode, state, socket.sink, operation);
-    this.fanOut.add(subscription);
-    metrics.subscriptions.inc();
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      subscription.closed = true;
-      this.fanOut.remove(subscription);
-      metrics.subscriptions.dec();
-    };
-    void subscription.finished.then(release);
+    if (options.sink) {
+      // Subscribers share one execution per key: a viewer's is never a full token's, nor the reverse.
+      const shareKey = actor.scope ? `${tenantCode}\u0000viewer\u0000${JSON.stringify(actor.scope)}` : tenantCode;
+      const context = (): SharedExecutionContext => ({
+        actor: { userId: '', tenantCode, isAdmin: false, scope: actor.scope },
+        tasks: this.deps.tasks,
+      });
+      const operation = sharedOperation(options.selection, shareKey, context, this.deps.maskError);
+      const subscription = this.engine.open(tenantCode, state, options.sink, operation);
+      void this.engine.start(subscription, initialStates);
+      return this.untilEnd(subscription);
+    }
 
-    const start = async () => {
-      for await (const task of this.initialStates(actor, tenantCode, state.filter, state.position)) {
-        if (subscription.closed) return;
-        if (state.wantsInitial(task)) {
-          await this.fanOut.deliverOne(subscription, { action: task.parentId ? 'sub-task-status' : 'task-status', task, replayed: true });
-        }
-      }
-      state.initialStatesDone();
-      if (state.finished) return subscription.end();
-      // Live events that came during the reads, then the fan-out takes over.
-      while (subscription.buffer && subscription.buffer.length > 0) {
-        const event = subscription.buffer.shift()!;
-        if (!subscription.closed) await this.fanOut.deliverOne(subscription, event);
-      }
-      subscription.buffer = undefined;
-    };
-    start().catch((error) => {
-      logger.error('reading the initial states of a subscription failed', error);
-      socket.sink.socket.close(1011, 'Internal error');
-      subscription.end();
-    });
-
-    const done: IteratorResult<TaskStatusEvent> = { done: true, value: undefined };
-    return {
-      next: () => subscription.finished.then(() => done),
-      return: async () => {
-        subscription.end();
-        return done;
-      },
-      throw: async () => {
-        subscription.end();
-        return done;
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
-  }
-
-  /** Other transports (SSE): a bounded per-subscription queue, executed by graphql-js per event. */
-  private queued(
-    actor: Actor,
-    tenantCode: string,
-    state: SubscriptionState,
-    options: SubscribeOptions,
-  ): AsyncIterableIterator<TaskStatusEvent> {
-    const { metrics, limits } = this.deps;
-    const queue = new EventQueue<TaskEvent>(limits.maxQueuedEvents, (event) => event.task.id, {
-      onCoalesced: (dropped) => metrics.eventsCoalesced.inc({}, dropped),
-      onOverflow: () => {
-        metrics.eventsDropped.inc({ reason: 'slow_consumer' });
-        options.onSlowConsumer?.();
-      },
-    });
-    this.openQueues.add(queue);
-    const events = this.stream(actor, tenantCode, state, options, queue);
-    // An async generator parked in `await queue.next()` would run its cleanup only
-    // at the next event; ending the queue first lets a leaving client go at once.
-    return {
-      next: () => events.next(),
-      return: () => {
-        queue.end();
-        return events.return(undefined);
-      },
-      throw: (error: unknown) => {
-        queue.end();
-        return events.throw(error);
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
-  }
-
-  private async *stream(
-    actor: Actor,
-    tenantCode: string,
-    state: SubscriptionState,
-    options: SubscribeOptions,
-    queue: EventQueue<TaskEvent>,
-  ): AsyncGenerator<TaskStatusEvent> {
-    const { bus, metrics } = this.deps;
     const release = options.ownConnection ? this.acquireConnection(tenantCode) : undefined;
+    let subscription!: Subscription;
+    const sink = new IteratorSink(() => this.engine.end(subscription));
+    subscription = this.engine.open(tenantCode, state, sink);
     const cancelExpiry =
       options.ownConnection &&
-      atTime(options.ownConnection.expiresAt * 1000, () =>
-        queue.fail(new TaskError('UNAUTHENTICATED', 'The token has expired')),
+      this.clock.at(options.ownConnection.expiresAt * 1000, () =>
+        this.engine.end(subscription, new TaskError('UNAUTHENTICATED', 'The token has expired')),
       );
-    const unsubscribe = bus.subscribe(tenantCode, (event) => {
-      if (state.inScope(event.task)) queue.push(event);
-    });
-    metrics.subscriptions.inc();
-
-    /** The event to send, or undefined when it is stale or filtered out. */
-    const accept = (event: TaskEvent): TaskStatusEvent | undefined => {
-      const skip = state.accept(event);
-      if (skip === 'stale') metrics.eventsDropped.inc({ reason: 'stale' });
-      if (skip) return undefined;
-      metrics.eventsDelivered.inc();
-      return { ...event, cursor: state.cursor() };
-    };
-
-    try {
-      for await (const task of this.initialStates(actor, tenantCode, state.filter, state.position)) {
-        if (!state.wantsInitial(task)) continue;
-        const event = accept({ action: task.parentId ? 'sub-task-status' : 'task-status', task, replayed: true });
-        if (event) yield event;
-      }
-      state.initialStatesDone();
-      if (state.finished) return;
-      while (true) {
-        let next: IteratorResult<TaskEvent>;
-        try {
-          next = await queue.next();
-        } catch (error) {
-          throw error instanceof SlowConsumerError ? new TaskError('SLOW_CONSUMER', error.message) : error;
-        }
-        if (next.done) return;
-        const event = accept(next.value);
-        if (event) yield event;
-        if (state.finished) return;
-      }
-    } finally {
-      unsubscribe();
-      queue.end();
-      this.openQueues.delete(queue);
-      if (cancelExpiry) cancelExpiry();
+    void subscription.finished.then(() => {
+      cancelExpiry?.();
       release?.();
-      metrics.subscriptions.dec();
-    }
+    });
+    void this.engine.start(subscription, initialStates);
+    return sink;
+  }
+
+  /** For a transport whose sink gets the events: an iterator that yields nothing and completes with the subscription. */
+  private untilEnd(subscription: Subscription): AsyncIterableIterator<TaskStatusEvent> {
+    const done: IteratorResult<TaskStatusEvent> = { done: true, value: undefined };
+    const end = async () => {
+      this.engine.end(subscription);
+      return done;
+    };
+    return {
+      next: () => subscription.finished.then(() => done),
+      return: end,
+      throw: end,
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
   /** Current states read from the table: named tasks, a parent with its sub-tasks, or changes since a position. */

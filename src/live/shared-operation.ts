@@ -8,7 +8,7 @@ import {
   type ExecutionResult,
   type GraphQLResolveInfo,
 } from 'graphql';
-import type { TaskStatusEvent } from './live-tasks.js';
+import type { TaskStatusEvent } from './task-event.js';
 
 /**
  * A subscription's selection, runnable once per event and shareable by every
@@ -30,16 +30,17 @@ const shared = new WeakMap<object, Map<string, WeakRef<SharedOperation>>>();
 
 export function sharedOperation(
   info: GraphQLResolveInfo,
-  contextValue: unknown,
-  tenantCode: string,
+  shareKey: string,
+  /** The execution's own context, made once per operation: never a subscriber's, which would answer for one user to all. */
+  contextFor: () => object,
   mask: (error: GraphQLError) => GraphQLError,
 ): SharedOperation {
   let byVariables = shared.get(info.operation);
   if (!byVariables) shared.set(info.operation, (byVariables = new Map()));
-  const cacheKey = `${tenantCode}\u0000${JSON.stringify(info.variableValues)}`;
+  const cacheKey = `${shareKey}\u0000${JSON.stringify(info.variableValues)}`;
   const cached = byVariables.get(cacheKey)?.deref();
   if (cached) return cached;
-  const operation = createSharedOperation(info, contextValue, tenantCode, mask);
+  const operation = createSharedOperation(info, contextFor(), shareKey, mask);
   byVariables.set(cacheKey, new WeakRef(operation));
   if (byVariables.size > 1000) for (const [key, ref] of byVariables) if (!ref.deref()) byVariables.delete(key);
   return operation;
@@ -47,8 +48,8 @@ export function sharedOperation(
 
 function createSharedOperation(
   info: GraphQLResolveInfo,
-  contextValue: unknown,
-  tenantCode: string,
+  contextValue: object,
+  shareKey: string,
   mask: (error: GraphQLError) => GraphQLError,
 ): SharedOperation {
   const document: DocumentNode = { kind: Kind.DOCUMENT, definitions: [info.operation, ...Object.values(info.fragments)] };
@@ -61,7 +62,7 @@ function createSharedOperation(
     visit(node, { Variable: (variable) => void used.add(variable.name.value) });
   }
   const variables = [...used].sort().map((name) => [name, info.variableValues[name]]);
-  const key = JSON.stringify([tenantCode, selections, fragments, variables]);
+  const key = JSON.stringify([shareKey, selections, fragments, variables]);
   return {
     key,
     async execute(event) {

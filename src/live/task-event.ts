@@ -9,3 +9,8 @@ export interface TaskEvent {
   /** True when read from the table (snapshot or resume) rather than received live. */
   replayed: boolean;
 }
+
+/** An event as one subscriber receives it: with the cursor to resume after it. */
+export interface TaskStatusEvent extends TaskEvent {
+  cursor: string;
+}

@@ -13,8 +13,7 @@ import {
 } from '../live/close-codes.js';
 import type { LiveTasks } from '../live/live-tasks.js';
 import type { Logger } from '../logger.js';
-import { atTime } from '../timers.js';
-import { createMaskError } from './mask-error.js';
+import { WebSocketSink } from './ws-sink.js';
 
 export interface GraphQLWsOptions {
   http: Server;
@@ -26,6 +25,10 @@ export interface GraphQLWsOptions {
   /** Ping interval; a socket that misses a pong within it is terminated. */
   keepAliveMs: number;
   maxPayloadBytes: number;
+  /** The server's one masking function (yoga's too). */
+  maskError: (error: unknown, message: string, isDev: boolean) => Error;
+  /** Unsent bytes past which a socket counts as backed up for the subscription engine. @default 1 MiB */
+  highWaterBytes?: number;
 }
 
 interface ConnectionState {
@@ -54,12 +57,13 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
     wss.handleUpgrade(req, socket, head, (client) => wss.emit('connection', client, req));
   });
   const states = new WeakMap<object, ConnectionState>();
-  const maskError = createMaskError(logger);
+  const { maskError } = options;
+  const highWaterBytes = options.highWaterBytes ?? 1 << 20;
   /**
    * graphql-js subscribe without envelop's per-subscription wrappers (about
    * 4 KiB a subscriber): taskStatusChanged over WebSocket is served by the
-   * fan-out, which masks the errors of each event's execution itself; errors
-   * of setting a subscription up (FORBIDDEN, BAD_USER_INPUT) are masked here.
+   * subscription engine, whose shared executions mask with the same function;
+   * errors of setting a subscription up (FORBIDDEN, BAD_USER_INPUT) are masked here.
    */
   const subscribe = async (args: ExecutionArgs): Promise<OperationResult> => {
     const result = await graphqlSubscribe(args);
@@ -91,7 +95,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
           socket.close(TOO_MANY_CONNECTIONS_CLOSE_CODE, 'Too many connections for this tenant');
           return false;
         }
-        state.cancelExpiry = atTime(state.identity.expiresAt * 1000, () => socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired'));
+        state.cancelExpiry = live.timers.at(state.identity.expiresAt * 1000, () => socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired'));
         return true;
       },
       onSubscribe: async (ctx, id, payload) => {
@@ -108,8 +112,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
         }
         const socketContext: SocketContext = {
           identity: state.identity,
-          closeConnection: (code, reason) => ctx.extra.socket.close(code, reason),
-          socketSink: { socket: ctx.extra.socket, id },
+          liveSink: new WebSocketSink(ctx.extra.socket, ctx.extra.request.socket, id, highWaterBytes),
         };
         const enveloped = yoga.getEnveloped({ req: ctx.extra.request, socket: ctx.extra.socket, params: payload, ...socketContext });
         let document;

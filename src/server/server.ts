@@ -37,6 +37,8 @@ export interface ServerOptions {
   verifyToken: TokenVerifier;
   live: LiveTasks;
   logger: Logger;
+  /** The one masking function, shared with the subscription engine. @default createMaskError(logger) */
+  maskError?: ReturnType<typeof createMaskError>;
   host: string;
   port: number;
   limits: ServerLimits;
@@ -69,13 +71,14 @@ const reportAsValidationError = {
  * the same path, and plain routes beside them.
  */
 export function createGraphQLServer(options: ServerOptions) {
+  const maskError = options.maskError ?? createMaskError(options.logger);
   const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, Context>({
     schema: options.schema,
     graphqlEndpoint: GRAPHQL_PATH,
     context: options.context,
     // yoga logs every error our masking replaced at error level; the masking itself logs each at its own level.
     logging: { ...options.logger, error: options.logger.debug },
-    maskedErrors: { maskError: createMaskError(options.logger) },
+    maskedErrors: { maskError },
     graphiql: options.graphiql && {
       title: 'Tasks',
       headers: options.graphiql.headers ? JSON.stringify(options.graphiql.headers, null, 2) : undefined,
@@ -114,6 +117,7 @@ export function createGraphQLServer(options: ServerOptions) {
     logger: options.logger,
     keepAliveMs: options.keepAliveMs,
     maxPayloadBytes: options.limits.maxBodyBytes,
+    maskError,
   });
 
   return {
