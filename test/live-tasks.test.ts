@@ -25,7 +25,12 @@ import { FakeClock, FakeSink, live as liveEvent, settle } from './helpers/live-f
 
 function setup() {
   let publish!: (event: TaskEvent) => void;
-  const bus = { observeAll: (listener: (event: TaskEvent) => void) => ((publish = listener), () => {}) } as unknown as TaskEventBus;
+  const bus = {
+    observeAll: (listener: (event: TaskEvent) => void) => {
+      publish = listener;
+      return () => {};
+    },
+  } as unknown as TaskEventBus;
   const metrics = createMetrics();
   const clock = new FakeClock();
   const live = new LiveTasks({

@@ -14,7 +14,7 @@ import { silentPublisher } from '../src/tasks/publisher.js';
 import { MAX_LISTED_SUB_TASKS, subTasksOf } from '../src/tasks/sub-tasks.js';
 import { TaskService } from '../src/tasks/task-service.js';
 import type { Actor, Task } from '../src/tasks/task.js';
-import type { LocalExecutions } from '../src/embedded/local-executions.js';
+import type { LocalExecutions } from '../src/worker/local-executions.js';
 import { HandlerRegistry, type TaskHandler } from '../src/worker/handlers.js';
 import { StepFunctionTasks } from '../src/worker/step-function-tasks.js';
 import { executionName, type ExecutionInput } from '../src/worker/sub-task-executions.js';

@@ -54,7 +54,9 @@ export class IteratorSink implements LiveSink, AsyncIterableIterator<TaskStatusE
       if (this.pending.length === 0 && this.drainListeners.length > 0) {
         const listeners = this.drainListeners;
         this.drainListeners = [];
-        queueMicrotask(() => listeners.forEach((listener) => listener()));
+        queueMicrotask(() => {
+          for (const listener of listeners) listener();
+        });
       }
       return Promise.resolve({ value, done: false });
     }

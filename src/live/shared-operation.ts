@@ -1,6 +1,6 @@
 import {
   execute,
-  GraphQLError,
+  type GraphQLError,
   Kind,
   print,
   visit,

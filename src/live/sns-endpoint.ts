@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.js';
 import { Lru } from '../lru.js';
-import { CertificateFetchError, createSignatureVerifier, type SignatureVerifier } from './sns-signature.js';
+import { CertificateFetchError, createSignatureVerifier, type SignatureCheck, type SignatureVerifier } from './sns-signature.js';
 
 /**
  * The Amazon SNS HTTP(S) subscription endpoint (`POST /sns`): checks each
@@ -171,7 +171,7 @@ export function createSnsEndpoint(options: SnsEndpointOptions): (req: IncomingMe
       if (REQUIRED_FIELDS[type].some((field) => typeof message[field] !== 'string')) return reject(400, 'missing-fields');
       if (message.TopicArn !== topicArn) return reject(403, 'foreign-topic');
 
-      let verdict;
+      let verdict: SignatureCheck;
       try {
         verdict = await verifier.check(message);
       } catch (error) {

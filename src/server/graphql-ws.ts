@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { getOperationAST, GraphQLError, subscribe as graphqlSubscribe, type ExecutionArgs } from 'graphql';
+import { getOperationAST, GraphQLError, subscribe as graphqlSubscribe, type DocumentNode, type ExecutionArgs } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
@@ -91,7 +91,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
         }
         try {
           state.release = live.acquireConnection(state.identity.tenantCode);
-        } catch (error) {
+        } catch {
           socket.close(TOO_MANY_CONNECTIONS_CLOSE_CODE, 'Too many connections for this tenant');
           return false;
         }
@@ -115,7 +115,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
           liveSink: new WebSocketSink(ctx.extra.socket, ctx.extra.request.socket, id, highWaterBytes),
         };
         const enveloped = yoga.getEnveloped({ req: ctx.extra.request, socket: ctx.extra.socket, params: payload, ...socketContext });
-        let document;
+        let document: DocumentNode;
         try {
           document = enveloped.parse(payload.query);
         } catch (error) {

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { WorkerConfig } from '../config.js';
-import { LocalExecutions } from '../embedded/local-executions.js';
 import type { TaskEventBus } from '../live/task-event-bus.js';
 import type { Logger } from '../logger.js';
 import type { TaskPublisher } from '../tasks/publisher.js';
 import type { TaskService } from '../tasks/task-service.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import type { HandlerRegistry } from './handlers.js';
+import { LocalExecutions } from './local-executions.js';
 import { LocalTaskQueue } from './local-queue.js';
 import { StepFunctionTasks } from './step-function-tasks.js';
 import { loadStateMachineDefinition, type SubTaskExecutions } from './sub-task-executions.js';

@@ -1,7 +1,7 @@
 import './promise-with-resolvers.js';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import type { Logger } from '../logger.js';
-import type { ExecutionInput, SubTaskEvent, SubTaskExecutions } from '../worker/sub-task-executions.js';
+import type { ExecutionInput, SubTaskEvent, SubTaskExecutions } from './sub-task-executions.js';
 
 /**
  * The shipped state machine run in-process by aws-local-stepfunctions, its Task
