@@ -48,10 +48,14 @@ export function TaskActions({ task, onOpen }: { task: Task; onOpen: (id: string)
           </button>
         )}
         {canRerun && (
-          <button type="button" disabled={busy} onClick={() => {
-            setOnlyFailed(failed > 0);
-            setAsking('rerun');
-          }}>
+          <button
+            type="button"
+            disabled={busy}
+            onClick={() => {
+              setOnlyFailed(failed > 0);
+              setAsking('rerun');
+            }}
+          >
             Re-run…
           </button>
         )}
@@ -65,7 +69,12 @@ export function TaskActions({ task, onOpen }: { task: Task; onOpen: (id: string)
         )}
       </p>
       {asking === 'cancel' && (
-        <ConfirmDialog title="Cancel this task?" confirmLabel="Cancel task" onConfirm={() => run('cancel')} onCancel={() => setAsking(undefined)}>
+        <ConfirmDialog
+          title="Cancel this task?"
+          confirmLabel="Cancel task"
+          onConfirm={() => run('cancel')}
+          onCancel={() => setAsking(undefined)}
+        >
           <p>
             <strong>{task.name}</strong> ({task.status}) will end as FAILED with error CANCELLED
             {task.kind === 'SFN_TASK' ? ', with its unfinished sub-tasks' : ''}. A running handler is told to stop.

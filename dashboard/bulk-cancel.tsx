@@ -64,10 +64,15 @@ export function BulkCancel({ filter }: { filter: TaskFilter }) {
         {outcome?.text}
       </span>
       {asking && (
-        <ConfirmDialog title="Cancel every matching task?" confirmLabel="Cancel them" onConfirm={() => run(asking)} onCancel={() => setAsking(undefined)}>
+        <ConfirmDialog
+          title="Cancel every matching task?"
+          confirmLabel="Cancel them"
+          onConfirm={() => run(asking)}
+          onCancel={() => setAsking(undefined)}
+        >
           <p>
-            Every unfinished top-level {criteria.join(' ')} created before {new Date(asking).toLocaleString()} ends as FAILED
-            with error CANCELLED, {BATCH} at a time.
+            Every unfinished top-level {criteria.join(' ')} created before {new Date(asking).toLocaleString()} ends as FAILED with error
+            CANCELLED, {BATCH} at a time.
           </p>
           {filter.updatedSince && <p class="muted">The "Updated since" filter does not narrow this.</p>}
         </ConfirmDialog>

@@ -21,14 +21,22 @@ export function ConfirmDialog(props: {
     return () => element?.close();
   }, []);
   return (
-    <dialog ref={dialog} class="confirm" aria-labelledby="confirm-title" onCancel={(event) => {
+    <dialog
+      ref={dialog}
+      class="confirm"
+      aria-labelledby="confirm-title"
+      onCancel={(event) => {
         event.preventDefault();
         props.onCancel();
-      }}>
-      <form method="dialog" onSubmit={(event) => {
+      }}
+    >
+      <form
+        method="dialog"
+        onSubmit={(event) => {
           event.preventDefault();
           props.onConfirm();
-        }}>
+        }}
+      >
         <h2 id="confirm-title">{props.title}</h2>
         <div class="confirm-body">{props.children}</div>
         <div class="confirm-buttons">

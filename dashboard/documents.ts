@@ -9,7 +9,14 @@ export type TaskKind = Task['kind'];
 export type FullTask = Task & { input: unknown };
 
 export const TASK_STATUSES: readonly TaskStatus[] = [
-  'CREATED', 'QUEUED', 'STARTED', 'PROCESSING', 'FINISHED', 'COMPLETED', 'ERRORED', 'FAILED',
+  'CREATED',
+  'QUEUED',
+  'STARTED',
+  'PROCESSING',
+  'FINISHED',
+  'COMPLETED',
+  'ERRORED',
+  'FAILED',
 ];
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ['COMPLETED', 'FAILED'];
 export const isTerminal = (status: TaskStatus) => TERMINAL_STATUSES.includes(status);

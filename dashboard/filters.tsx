@@ -1,7 +1,15 @@
 import { TASK_STATUSES, type TaskFilter, type TaskKind, type TaskStatus } from './documents.js';
 
 /** The list's filters; every control applies when it changes (a text field on Enter or leaving it). */
-export function Filters({ filter, onChange, canSwitchTenant }: { filter: TaskFilter; onChange: (filter: TaskFilter) => void; canSwitchTenant: boolean }) {
+export function Filters({
+  filter,
+  onChange,
+  canSwitchTenant,
+}: {
+  filter: TaskFilter;
+  onChange: (filter: TaskFilter) => void;
+  canSwitchTenant: boolean;
+}) {
   const set = (patch: Partial<TaskFilter>) => onChange({ ...filter, ...patch });
   return (
     <form class="filters" aria-label="Filters" onSubmit={(event) => event.preventDefault()}>
@@ -26,7 +34,10 @@ export function Filters({ filter, onChange, canSwitchTenant }: { filter: TaskFil
       </label>
       <label>
         Status
-        <select value={filter.status ?? ''} onChange={(event) => set({ status: (event.currentTarget.value || undefined) as TaskStatus | undefined })}>
+        <select
+          value={filter.status ?? ''}
+          onChange={(event) => set({ status: (event.currentTarget.value || undefined) as TaskStatus | undefined })}
+        >
           <option value="">Any</option>
           {TASK_STATUSES.map((status) => (
             <option key={status} value={status}>

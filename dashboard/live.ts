@@ -47,7 +47,8 @@ export function useWatch(spec: WatchSpec | undefined, onTasks: (tasks: Task[]) =
       since: spec.since,
       // A dashboard waits for the service as long as it is open; the badge says so.
       retryAttempts: Number.POSITIVE_INFINITY,
-      retryWait: (retries) => new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** retries) * (0.5 + Math.random() / 2))),
+      retryWait: (retries) =>
+        new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** retries) * (0.5 + Math.random() / 2))),
       onEvent: (event) => {
         const held = batch.get(event.task.id);
         if (!held || held.version < event.task.version) batch.set(event.task.id, event.task);

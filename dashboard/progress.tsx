@@ -35,9 +35,7 @@ export function CountsBar({ task }: { task: Pick<Task, 'attributes'> }) {
   return (
     <figure class="counts">
       <div class="counts-bar" role="img" aria-label={SEGMENTS.map(([key, label]) => `${label} ${counts[key]}`).join(', ')}>
-        {SEGMENTS.map(([key]) =>
-          counts[key] ? <span key={key} class={`segment ${key}`} style={{ flexGrow: counts[key] }} /> : null,
-        )}
+        {SEGMENTS.map(([key]) => (counts[key] ? <span key={key} class={`segment ${key}`} style={{ flexGrow: counts[key] }} /> : null))}
       </div>
       <figcaption>
         {SEGMENTS.map(([key, label]) => (

@@ -77,7 +77,11 @@ export function identityOf(token: string, config: DashboardPageConfig): Identity
   const [header, payload] = token.split('.').slice(0, 2).map(decodePart);
   if (!header || !payload) return undefined;
   const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
-  if (String(header.typ ?? '').toLowerCase().replace(/^application\//, '') === VIEWER_TOKEN_TYPE) {
+  if (
+    String(header.typ ?? '')
+      .toLowerCase()
+      .replace(/^application\//, '') === VIEWER_TOKEN_TYPE
+  ) {
     const scope = (payload.scope ?? {}) as { ids?: unknown; parentId?: unknown };
     const ids = Array.isArray(scope.ids) ? scope.ids.filter((id): id is string => typeof id === 'string') : [];
     const parentId = typeof scope.parentId === 'string' ? scope.parentId : undefined;

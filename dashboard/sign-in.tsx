@@ -1,7 +1,12 @@
 import { useState } from 'preact/hooks';
 
 /** Asks for a bearer token; it is kept for this tab only (sessionStorage). */
-export function SignIn(props: { notice?: string; onToken: (token: string) => string | undefined; onDevelopmentToken?: () => void; onBack?: () => void }) {
+export function SignIn(props: {
+  notice?: string;
+  onToken: (token: string) => string | undefined;
+  onDevelopmentToken?: () => void;
+  onBack?: () => void;
+}) {
   const [value, setValue] = useState('');
   const [problem, setProblem] = useState<string>();
   return (
@@ -32,8 +37,7 @@ export function SignIn(props: { notice?: string; onToken: (token: string) => str
           onInput={(event) => setValue(event.currentTarget.value)}
         />
         <p id="token-help" class="muted">
-          Kept in this tab until it closes. Make one with <code>npm run token -- --tenant acme --user alice</code>, or open a
-          viewer link.
+          Kept in this tab until it closes. Make one with <code>npm run token -- --tenant acme --user alice</code>, or open a viewer link.
         </p>
         {problem && (
           <p class="error" role="alert">

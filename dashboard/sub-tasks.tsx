@@ -114,11 +114,7 @@ function AllSubTasks({ parent, onOpen }: { parent: Task; onOpen: (id: string) =>
           Previous
         </button>
         <span>Page {number}</span>
-        <button
-          type="button"
-          disabled={!page?.hasNextPage}
-          onClick={() => page?.endCursor && setCursors([...cursors, page.endCursor])}
-        >
+        <button type="button" disabled={!page?.hasNextPage} onClick={() => page?.endCursor && setCursors([...cursors, page.endCursor])}>
           Next
         </button>
       </nav>
@@ -136,7 +132,9 @@ function SubTaskRows({ tasks, onOpen, label }: { tasks: Task[]; onOpen: (id: str
             <span class="index">#{task.subTaskIndex}</span>
             <StatusPill status={task.status} />
             <ProgressBar task={task} compact />
-            <span class="row-error" title={errorText(task)}>{errorText(task) ?? ''}</span>
+            <span class="row-error" title={errorText(task)}>
+              {errorText(task) ?? ''}
+            </span>
           </button>
         </li>
       ))}

@@ -45,9 +45,24 @@ export function TaskDetail({ id, onOpen, onClose }: { id: string; onOpen: (id: s
     }),
   );
 
-  if (error) return <Panel heading={heading} title="Task" onClose={onClose}><p class="error">{error}</p></Panel>;
-  if (task === undefined) return <Panel heading={heading} title="Task" onClose={onClose}><p class="muted">Loading…</p></Panel>;
-  if (task === null) return <Panel heading={heading} title="Task" onClose={onClose}><p class="error">No such task in this tenant.</p></Panel>;
+  if (error)
+    return (
+      <Panel heading={heading} title="Task" onClose={onClose}>
+        <p class="error">{error}</p>
+      </Panel>
+    );
+  if (task === undefined)
+    return (
+      <Panel heading={heading} title="Task" onClose={onClose}>
+        <p class="muted">Loading…</p>
+      </Panel>
+    );
+  if (task === null)
+    return (
+      <Panel heading={heading} title="Task" onClose={onClose}>
+        <p class="error">No such task in this tenant.</p>
+      </Panel>
+    );
 
   const failure = errorText(task);
   const result = task.attributes.result;

@@ -19,11 +19,7 @@ const RESUME_SLACK_MS = 2_000;
  * Top-level tasks, a page at a time (the API's cursors; nothing more is
  * ever loaded), kept live by one watch of the filter's kind, type and tenant.
  */
-export function TaskList(props: {
-  filter: TaskFilter;
-  selectedId?: string;
-  onLiveState: (state: LiveState, error?: string) => void;
-}) {
+export function TaskList(props: { filter: TaskFilter; selectedId?: string; onLiveState: (state: LiveState, error?: string) => void }) {
   const api = useApi();
   const { filter } = props;
   const [pageInfo, setPageInfo] = useState({ hasNextPage: false, endCursor: null as string | null });

@@ -71,7 +71,10 @@ export function createAlarms(scope: Construct, props: AlarmsProps): cloudwatch.A
         expression: 'FILL(elb, 0) + FILL(target, 0)',
         usingMetrics: {
           elb: props.loadBalancer.metrics.httpCodeElb(elbv2.HttpCodeElb.ELB_5XX_COUNT, { period, statistic: cloudwatch.Stats.SUM }),
-          target: props.loadBalancer.metrics.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, { period, statistic: cloudwatch.Stats.SUM }),
+          target: props.loadBalancer.metrics.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, {
+            period,
+            statistic: cloudwatch.Stats.SUM,
+          }),
         },
         period,
         label: 'ALB and target 5xx',

@@ -45,9 +45,7 @@ new TasksStack(app, text('stackName') ?? 'TaskGraphQL', {
   description: 'Tasks: a GraphQL service for asynchronous tasks (DynamoDB, SNS, SQS, Lambda, Step Functions, Fargate)',
   certificateArn: text('certificateArn'),
   service: {
-    existingTable: existingTableArn
-      ? { tableArn: existingTableArn, tableStreamArn: text('existingTableStreamArn') }
-      : undefined,
+    existingTable: existingTableArn ? { tableArn: existingTableArn, tableStreamArn: text('existingTableStreamArn') } : undefined,
     // stream: the table stream's handler publishes every change (see "Stream mode" in the README).
     notifications,
     jwksUrl: text('jwksUrl'),

@@ -93,7 +93,12 @@ export function createGraphQLService(scope: Construct, props: GraphQLServiceProp
     // Above WS_KEEPALIVE_MS (12 s), so an idle WebSocket is kept by its pings, never cut by the ALB.
     idleTimeout: props.idleTimeout,
     ...(props.certificate
-      ? { certificate: props.certificate, protocol: elbv2.ApplicationProtocol.HTTPS, redirectHTTP: true, sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS }
+      ? {
+          certificate: props.certificate,
+          protocol: elbv2.ApplicationProtocol.HTTPS,
+          redirectHTTP: true,
+          sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
+        }
       : { protocol: elbv2.ApplicationProtocol.HTTP }),
     taskImageOptions: {
       image: props.image,
@@ -140,7 +145,11 @@ export function createGraphQLService(scope: Construct, props: GraphQLServiceProp
   props.taskTopic.grantPublish(role);
   props.alarmTopic.grantPublish(role);
   iam.Grant.addToPrincipal({ grantee: role, actions: ['states:StopExecution'], resourceArns: [props.executionsArn] });
-  const bridgeQueuesArn = stack.formatArn({ service: 'sqs', resource: `${props.bridgeQueuePrefix}*`, arnFormat: ArnFormat.NO_RESOURCE_NAME });
+  const bridgeQueuesArn = stack.formatArn({
+    service: 'sqs',
+    resource: `${props.bridgeQueuePrefix}*`,
+    arnFormat: ArnFormat.NO_RESOURCE_NAME,
+  });
   grantBridge(role, props.taskTopic, bridgeQueuesArn);
 
   return { cluster, service, accessLogsBucket, bridgeQueuesArn };

@@ -216,7 +216,9 @@ export class TaskGraphQLService extends Construct {
     const requested = props.environment?.NOTIFICATIONS;
     if (requested !== undefined && requested.toLowerCase() !== notifications) {
       // NOTIFICATIONS=stream without the stream handler would publish nothing; the other way, everything twice.
-      throw new Error(`environment.NOTIFICATIONS is "${requested}" but notifications is '${notifications}': set the notifications prop instead`);
+      throw new Error(
+        `environment.NOTIFICATIONS is "${requested}" but notifications is '${notifications}': set the notifications prop instead`,
+      );
     }
     const environment: Record<string, string> = {
       ...props.environment,

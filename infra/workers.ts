@@ -93,9 +93,7 @@ export function createWorkers(scope: Construct, props: WorkersProps): Workers {
     // Where a retry's backoff is set as the message's visibility.
     TASK_QUEUE_URL: props.taskQueue.queueUrl,
   });
-  taskWorker.addEventSource(
-    new SqsEventSource(props.taskQueue, { batchSize: props.batchSize, reportBatchItemFailures: true }),
-  );
+  taskWorker.addEventSource(new SqsEventSource(props.taskQueue, { batchSize: props.batchSize, reportBatchItemFailures: true }));
   const subTaskRunner = worker('SubTaskRunner', 'subTaskRunner', 'Runs one sub-task, or settles the parent, for the state machine');
   // Cancellation sweeps and FAIL_FAST stop executions, by the ARN built from their name.
   for (const grantee of [taskWorker, subTaskRunner]) {
@@ -163,7 +161,8 @@ export function createBundledFunction(scope: Construct, id: string, props: Bundl
       sourceMap: true,
       externalModules: [],
       // CommonJS dependencies inside an ES module bundle call require().
-      banner: "import { createRequire as topLevelCreateRequire } from 'node:module'; const require = topLevelCreateRequire(import.meta.url);",
+      banner:
+        "import { createRequire as topLevelCreateRequire } from 'node:module'; const require = topLevelCreateRequire(import.meta.url);",
       esbuildArgs: { '--alias:dynalite': repoPath('infra/lambda/no-dynalite.ts') },
     },
   });

@@ -1,9 +1,4 @@
-import {
-  BULK_CANCEL_CONCURRENCY,
-  DEFAULT_BULK_CANCEL,
-  MAX_BULK_CANCEL,
-  type CancelTasksResult,
-} from '../src/tasks/cancellation.js';
+import { BULK_CANCEL_CONCURRENCY, DEFAULT_BULK_CANCEL, MAX_BULK_CANCEL, type CancelTasksResult } from '../src/tasks/cancellation.js';
 import { builder } from './builder.js';
 import { TaskKindEnum, TaskRef, TaskStatusEnum } from './task.js';
 

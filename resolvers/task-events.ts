@@ -46,9 +46,7 @@ builder.subscriptionFields((t) => ({
         ctx.actor,
         { ...args.filter, ids: args.filter?.ids?.map(String), parentId: args.filter?.parentId?.toString() },
         args.since,
-        ctx.liveSink
-          ? { sink: ctx.liveSink, selection: info }
-          : { ownConnection: { expiresAt: ctx.expiresAt } },
+        ctx.liveSink ? { sink: ctx.liveSink, selection: info } : { ownConnection: { expiresAt: ctx.expiresAt } },
       ),
     resolve: (event: TaskStatusEvent) => event,
   }),

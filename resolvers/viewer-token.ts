@@ -29,7 +29,7 @@ builder.mutationFields((t) => ({
     type: ViewerTokenRef,
     description: `A token that can only read (task, subTasks) and watch (taskStatusChanged by ids or parentId) the named tasks of one tenant; every other operation with it is FORBIDDEN. At least one of ids (at most ${MAX_VIEWER_IDS}) and parentId.`,
     args: {
-      ids: t.arg.idList({ description: "Tasks or sub-tasks the caller can read, all of one tenant" }),
+      ids: t.arg.idList({ description: 'Tasks or sub-tasks the caller can read, all of one tenant' }),
       parentId: t.arg.id({ description: 'A Step Functions task: it and its sub-tasks' }),
       ttlSeconds: t.arg.int({
         description: `Lifetime, ${DEFAULT_VIEWER_TTL_SECONDS} (15 minutes) by default, at most ${MAX_VIEWER_TTL_SECONDS} (24 hours)`,

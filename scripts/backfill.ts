@@ -171,14 +171,18 @@ try {
     console.log(`checkpoint ${checkpointPath} says every segment is done: nothing to scan. Delete it (or name another) to scan again.`);
   }
   for (const sample of result.samples) {
-    console.log(`  ${dryRun ? 'would write' : 'wrote'} ${sample.id} (${sample.status}): ${JSON.stringify({ set: sample.set, remove: sample.remove })}`);
+    console.log(
+      `  ${dryRun ? 'would write' : 'wrote'} ${sample.id} (${sample.status}): ${JSON.stringify({ set: sample.set, remove: sample.remove })}`,
+    );
   }
   console.log(summary(result));
   if (result.aborted) {
     console.log(checkpointPath ? `interrupted; run the same command again to continue from ${checkpointPath}` : 'interrupted');
     exitCode = 130;
   } else if (result.counts.unresolved > 0) {
-    console.log(`${result.counts.unresolved} items kept changing during the run: run it again (without the finished checkpoint) to repair them`);
+    console.log(
+      `${result.counts.unresolved} items kept changing during the run: run it again (without the finished checkpoint) to repair them`,
+    );
     exitCode = 3;
   }
 } catch (error) {

@@ -75,7 +75,9 @@ export async function buildDashboard(outDir: string = join(packageRoot(), 'dist'
   }
   const firstLoadGzipBytes = files.find((file) => file.name === script)!.gzipBytes;
   if (firstLoadGzipBytes > FIRST_LOAD_BUDGET_BYTES) {
-    throw new Error(`the dashboard's first load is ${firstLoadGzipBytes} bytes of gzipped JavaScript, over the ${FIRST_LOAD_BUDGET_BYTES} budget`);
+    throw new Error(
+      `the dashboard's first load is ${firstLoadGzipBytes} bytes of gzipped JavaScript, over the ${FIRST_LOAD_BUDGET_BYTES} budget`,
+    );
   }
   return { outDir, files, firstLoadGzipBytes };
 }
@@ -84,6 +86,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
   const built = await buildDashboard(process.argv[2] ? resolve(process.argv[2]) : undefined);
   const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
   console.log(`Dashboard built in ${built.outDir}`);
-  for (const file of built.files) console.log(`  ${file.name.padEnd(28)} ${kb(file.bytes).padStart(9)}  gzip ${kb(file.gzipBytes).padStart(8)}`);
+  for (const file of built.files)
+    console.log(`  ${file.name.padEnd(28)} ${kb(file.bytes).padStart(9)}  gzip ${kb(file.gzipBytes).padStart(8)}`);
   console.log(`First load: ${kb(built.firstLoadGzipBytes)} of gzipped JavaScript (budget ${kb(FIRST_LOAD_BUDGET_BYTES)})`);
 }

@@ -47,7 +47,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SECONDS = positive('SOAK_SECONDS', 600);
 const CLIENTS = positive('SOAK_CLIENTS', 10);
 const SUBSCRIBERS = positive('SOAK_SUBSCRIBERS', 200);
-const PHASES = (process.env.SOAK_PHASES ?? 'A,B').split(',').map((p) => p.trim().toUpperCase()).filter(Boolean);
+const PHASES = (process.env.SOAK_PHASES ?? 'A,B')
+  .split(',')
+  .map((p) => p.trim().toUpperCase())
+  .filter(Boolean);
 const SAMPLE_MS = 10_000;
 const PAUSE_MS = 100;
 const REQUEST_TIMEOUT_MS = 10_000;

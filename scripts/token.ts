@@ -20,8 +20,7 @@ if (config.auth.jwksUrl) {
   console.error('JWKS_URL is set: tokens come from your identity provider, not from this script');
   process.exit(1);
 }
-const secret =
-  config.auth.secret ?? (config.storage.mode === 'embedded' ? await loadDevSecret(config.storage.dataDir) : undefined);
+const secret = config.auth.secret ?? (config.storage.mode === 'embedded' ? await loadDevSecret(config.storage.dataDir) : undefined);
 if (!secret) {
   console.error('Set JWT_SECRET');
   process.exit(1);

@@ -64,9 +64,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const { logger, dynamo, metrics, store, bus, tasks, worker, snsClient, endpoint } = services;
 
     const devSecret =
-      storage.mode === 'embedded' && !config.auth.secret && !config.auth.jwksUrl
-        ? await loadDevSecret(storage.dataDir)
-        : undefined;
+      storage.mode === 'embedded' && !config.auth.secret && !config.auth.jwksUrl ? await loadDevSecret(storage.dataDir) : undefined;
     const viewerSecret = config.auth.viewerSecret ?? devSecret;
     const verifyToken = createTokenVerifier({ ...config.auth, secret: config.auth.secret ?? devSecret, viewerSecret });
     const viewerTokens = viewerSecret ? createViewerTokenIssuer(viewerSecret) : undefined;
@@ -173,9 +171,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     if (snsClient && snsConfig.topicArn && snsConfig.bridge === 'http' && snsConfig.publicUrl) {
       const unsubscribe = await subscribeSelf(snsClient, snsConfig.topicArn, snsConfig.publicUrl);
-      cleanup.push(() =>
-        unsubscribe().catch((error) => logger.warn('unsubscribing from SNS failed; SNS will drop the endpoint', error)),
-      );
+      cleanup.push(() => unsubscribe().catch((error) => logger.warn('unsubscribing from SNS failed; SNS will drop the endpoint', error)));
     }
 
     if (snsClient && snsConfig.topicArn && snsConfig.bridge === 'sqs') {

@@ -51,9 +51,7 @@ export function clientIp(req: IncomingMessage | undefined, trustProxy: boolean):
 
 /** yoga's context factory: verifies the token before any resolver runs. */
 export function createContextFactory(deps: ContextDependencies) {
-  return async (
-    initial: { request: Request; req?: IncomingMessage } & Partial<SocketContext>,
-  ): Promise<Context> => {
+  return async (initial: { request: Request; req?: IncomingMessage } & Partial<SocketContext>): Promise<Context> => {
     const { request, req } = initial;
     const identity =
       initial.identity ??

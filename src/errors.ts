@@ -42,11 +42,7 @@ export class TaskError extends Error {
 export const unauthenticated = (message: string) => new TaskError('UNAUTHENTICATED', message);
 export const forbidden = (message: string) => new TaskError('FORBIDDEN', message);
 export const notFound = (message: string) => new TaskError('NOT_FOUND', message);
-export const badInput = (message: string, details?: Record<string, unknown>) =>
-  new TaskError('BAD_USER_INPUT', message, details);
-export const conflict = (message: string, details?: Record<string, unknown>) =>
-  new TaskError('CONFLICT', message, details);
-export const payloadTooLarge = (message: string, details?: Record<string, unknown>) =>
-  new TaskError('PAYLOAD_TOO_LARGE', message, details);
-export const quotaExceeded = (message: string, details?: Record<string, unknown>) =>
-  new TaskError('QUOTA_EXCEEDED', message, details);
+export const badInput = (message: string, details?: Record<string, unknown>) => new TaskError('BAD_USER_INPUT', message, details);
+export const conflict = (message: string, details?: Record<string, unknown>) => new TaskError('CONFLICT', message, details);
+export const payloadTooLarge = (message: string, details?: Record<string, unknown>) => new TaskError('PAYLOAD_TOO_LARGE', message, details);
+export const quotaExceeded = (message: string, details?: Record<string, unknown>) => new TaskError('QUOTA_EXCEEDED', message, details);

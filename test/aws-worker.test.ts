@@ -46,7 +46,6 @@ const SFN_CONCURRENCY = 3;
 
 const silent = createLogger('silent');
 
-
 // ---------------------------------------------------------------------------
 // The mocked clients and a fake queue behind ReceiveMessage.
 // ---------------------------------------------------------------------------
@@ -102,7 +101,10 @@ const visibilityChanges = (receiptHandle: string) =>
     .filter((call) => call.args[0].input.ReceiptHandle === receiptHandle)
     .map((call) => call.args[0].input);
 const starts = (name: string) =>
-  sfn.commandCalls(StartExecutionCommand).filter((call) => call.args[0].input.name === name).map((call) => call.args[0].input);
+  sfn
+    .commandCalls(StartExecutionCommand)
+    .filter((call) => call.args[0].input.name === name)
+    .map((call) => call.args[0].input);
 
 /** The task-execute PublishCommand the service sent for a task. */
 function taskExecutePublish(id: string): PublishCommandInput | undefined {
@@ -111,8 +113,7 @@ function taskExecutePublish(id: string): PublishCommandInput | undefined {
     .map((call) => call.args[0].input)
     .find(
       (input) =>
-        input.MessageAttributes?.action?.StringValue === 'task-execute' &&
-        (JSON.parse(input.Message ?? '{}') as { id?: string }).id === id,
+        input.MessageAttributes?.action?.StringValue === 'task-execute' && (JSON.parse(input.Message ?? '{}') as { id?: string }).id === id,
     );
 }
 
@@ -157,13 +158,16 @@ const handlers: HandlerMap = {
   SLOW: async (task) => {
     counted(task);
     // Returns once the worker renewed the message's visibility and asked for the remaining capacity.
-    await until('a visibility renewal while the handler runs', () =>
+    await until(
+      'a visibility renewal while the handler runs',
+      () =>
         slowReceipt !== undefined &&
         visibilityChanges(slowReceipt).length > 0 &&
         sqs
           .commandCalls(ReceiveMessageCommand)
           .slice(slowReceivesFrom)
-          .some((call) => call.args[0].input.MaxNumberOfMessages === CONCURRENCY - 1));
+          .some((call) => call.args[0].input.MaxNumberOfMessages === CONCURRENCY - 1),
+    );
     return 'slow done';
   },
 };
@@ -344,7 +348,9 @@ describe('the SQS worker', () => {
   test('a malformed message is deleted (it can never run)', async () => {
     const receipt = await deliverUntilDeleted('{ not json');
     expect(deletes(receipt)).toHaveLength(1);
-    const other = await deliverUntilDeleted(JSON.stringify({ Type: 'Notification', Message: JSON.stringify({ action: 'task-status-changed' }) }));
+    const other = await deliverUntilDeleted(
+      JSON.stringify({ Type: 'Notification', Message: JSON.stringify({ action: 'task-status-changed' }) }),
+    );
     expect(deletes(other)).toHaveLength(1);
   });
 });
@@ -567,9 +573,7 @@ describe('startSqsWorker on its own', () => {
     const client = new SQSClient({ region: REGION });
     const mock = mockClient(client);
     const own = new FakeQueue();
-    mock
-      .on(ReceiveMessageCommand)
-      .callsFake((input: ReceiveMessageCommandInput) => (receive ? receive(own, input) : own.receive(input)));
+    mock.on(ReceiveMessageCommand).callsFake((input: ReceiveMessageCommandInput) => (receive ? receive(own, input) : own.receive(input)));
     const pending = new Map<string, (outcome: RunOutcome | Error) => void>();
     const executor: TaskDispatch = {
       dispatch: (key: TaskKey) =>
@@ -588,7 +592,15 @@ describe('startSqsWorker on its own', () => {
       receiveErrorDelayMs: 5,
     });
     const body = (code: string) =>
-      JSON.stringify({ action: 'task-execute', pk: 'TASK#t', sk: `OK#${code}`, id: `TASK#t#OK#${code}`, tenantCode: 't', type: 'OK', kind: 'TASK' });
+      JSON.stringify({
+        action: 'task-execute',
+        pk: 'TASK#t',
+        sk: `OK#${code}`,
+        id: `TASK#t#OK#${code}`,
+        tenantCode: 't',
+        type: 'OK',
+        kind: 'TASK',
+      });
     const receives = () => mock.commandCalls(ReceiveMessageCommand).map((call) => call.args[0].input);
     const commandsFor = (receipt: string) =>
       mock

@@ -6,12 +6,7 @@ import { ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb
 import { BatchWriteCommand, GetCommand, QueryCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { backfillIndexKeys, type BackfillOptions } from '../src/aws/backfill.js';
-import {
-  CheckpointMismatchError,
-  fileCheckpoint,
-  memoryCheckpoint,
-  type BackfillCheckpoint,
-} from '../src/aws/backfill-checkpoint.js';
+import { CheckpointMismatchError, fileCheckpoint, memoryCheckpoint, type BackfillCheckpoint } from '../src/aws/backfill-checkpoint.js';
 import { createDynamoClients, type DynamoClients } from '../src/aws/dynamo-client.js';
 import { DynamoTaskStore, fromItem } from '../src/aws/dynamo-task-store.js';
 import { createTaskTable } from '../src/aws/task-table.js';
@@ -21,7 +16,6 @@ import { OriginalWriter } from './helpers/original-items.js';
 import { CREATE_TASK, LIST_SUB_TASKS, LIST_TASKS, startTestApp, type GraphQLResponse, type TestApp } from './helpers/app.js';
 
 type Item = Record<string, any>;
-
 
 let app: TestApp;
 let dynamo: DynamoClients;
@@ -171,7 +165,8 @@ describe("the original package's items, on the service's own table", () => {
     const created = await writer.createStepFunctionTask({ tenantCode: A, taskType: 'BULK', input }, CALLER, atUtc('2026-12-01T10:00:00Z'));
     ({ parent: bulk, subTasks } = await writer.startStepFunctionTask(created, atUtc('2026-12-01T10:00:01Z')));
     await writer.updateStatus(keyOf(report2), 'PROCESSING', { result: { step: 1 } }, atUtc('2026-11-30T10:30:00Z'));
-    for (const sub of subTasks.slice(0, 3)) await writer.updateStatus(keyOf(sub), 'COMPLETED', { result: 'ok' }, atUtc('2026-12-01T10:05:00Z'));
+    for (const sub of subTasks.slice(0, 3))
+      await writer.updateStatus(keyOf(sub), 'COMPLETED', { result: 'ok' }, atUtc('2026-12-01T10:05:00Z'));
 
     // This service's tasks: one the original then fails (stale status keys), one with an idempotency record.
     const createdOurs = await app.gql(CREATE_TASK, { input: { taskType: 'OURS', input: {} } }, tokenB);
@@ -192,9 +187,11 @@ describe("the original package's items, on the service's own table", () => {
     expect(before.filter((item) => item.pk === `IDEMPOTENCY#${B}`)).toHaveLength(1);
     // The original's shape: no index attributes, version 0, its timestamps.
     expect(before.find((item) => item.id === report1.id)).toMatchObject({ version: 0, createdAt: '2026-11-30T10:00:00+00:00' });
-    expect(before.filter((item) => item.pk.startsWith(`TASK#${A}`) || item.pk.startsWith(`SFN_TASK#${A}`)).every(
-      (item) => INDEX_ATTRIBUTES.every((name) => !(name in item)),
-    )).toBe(true);
+    expect(
+      before
+        .filter((item) => item.pk.startsWith(`TASK#${A}`) || item.pk.startsWith(`SFN_TASK#${A}`))
+        .every((item) => INDEX_ATTRIBUTES.every((name) => !(name in item))),
+    ).toBe(true);
   });
 
   test('a dry run writes nothing and counts what it would write', async () => {
@@ -272,7 +269,11 @@ describe("the original package's items, on the service's own table", () => {
   });
 
   test('stale status keys are moved: the failed task is listed under FAILED and no longer under CREATED', async () => {
-    expect(await rawItem(table, ours)).toMatchObject({ status: 'FAILED', listStatusKey: `TASK#${B}#FAILED`, listTypeStatusKey: `TASK#${B}#OURS#FAILED` });
+    expect(await rawItem(table, ours)).toMatchObject({
+      status: 'FAILED',
+      listStatusKey: `TASK#${B}#FAILED`,
+      listTypeStatusKey: `TASK#${B}#OURS#FAILED`,
+    });
     expect(await listIds(tokenB, { status: 'FAILED' })).toEqual([ours.id]);
     expect(await listIds(tokenB, { status: 'CREATED' })).toEqual([idempotent.id]);
     expect(await listIds(tokenB, { taskType: 'OURS', status: 'FAILED' })).toEqual([ours.id]);
@@ -316,10 +317,19 @@ describe('an item changed between scan and write is never overwritten', () => {
         }
         if (seen.type === 'OURS' && attempt === 1) {
           // This service's own write (version-pinned) sets the right index keys with the status.
-          await store.update({ ...fromItem(seen), status: 'QUEUED', version: 1, updatedAt: '2026-11-30T11:00:00.000Z' }, {}, { version: 0 });
+          await store.update(
+            { ...fromItem(seen), status: 'QUEUED', version: 1, updatedAt: '2026-11-30T11:00:00.000Z' },
+            {},
+            { version: 0 },
+          );
         }
         if (seen.type === 'BUSY') {
-          await writer.updateStatus(keyOf(busy), attempt === 1 ? 'PROCESSING' : 'COMPLETED', { step: attempt }, atUtc(`2026-11-30T11:0${attempt}:00Z`));
+          await writer.updateStatus(
+            keyOf(busy),
+            attempt === 1 ? 'PROCESSING' : 'COMPLETED',
+            { step: attempt },
+            atUtc(`2026-11-30T11:0${attempt}:00Z`),
+          );
         }
       },
     });
@@ -350,7 +360,11 @@ describe('an item changed between scan and write is never overwritten', () => {
     // The next run repairs what kept changing.
     const again = await backfill({ tableName: table });
     expect(again.counts).toMatchObject({ stale: 1, repaired: 1, changedMeanwhile: 0 });
-    expect(await rawItem(table, busy)).toMatchObject({ status: 'COMPLETED', attributes: { step: 2 }, listStatusKey: 'TASK#race#COMPLETED' });
+    expect(await rawItem(table, busy)).toMatchObject({
+      status: 'COMPLETED',
+      attributes: { step: 2 },
+      listStatusKey: 'TASK#race#COMPLETED',
+    });
   });
 });
 
@@ -470,7 +484,10 @@ describe('parallel segments', () => {
     expect(new Set(repairedIds)).toEqual(new Set(tasks.map((task) => task.id)));
     // Every segment scanned its share, and the shares add up to the table.
     const shares = checkpoint.current!.segments.map((segment) => segment.counts.scanned);
-    expect(shares.every((share) => share > 0), JSON.stringify(shares)).toBe(true);
+    expect(
+      shares.every((share) => share > 0),
+      JSON.stringify(shares),
+    ).toBe(true);
     expect(shares.reduce((sum, share) => sum + share, 0)).toBe(360);
     expect(new Set(progress)).toEqual(new Set([0, 1, 2, 3]));
 

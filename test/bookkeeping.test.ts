@@ -35,7 +35,11 @@ const rawItem = async (id: string) => {
 const queuedTask = async () => {
   const created = await app.gql(CREATE_TASK, { input: { taskType: 'NO_HANDLER', input: {} } });
   const id = created.data!.createTask.id as string;
-  await until('the task to be queued', async () => (await rawItem(id)).status, (status) => status === 'QUEUED');
+  await until(
+    'the task to be queued',
+    async () => (await rawItem(id)).status,
+    (status) => status === 'QUEUED',
+  );
   return id;
 };
 
@@ -74,7 +78,11 @@ describe('the worker keeps its bookkeeping out of attributes', () => {
   test("a Step Functions task's sub-tasks-written mark is stored beside its attributes", async () => {
     const created = await app.gql(CREATE_SFN_TASK, { input: { taskType: 'ECHO', input: [1, 2] } });
     const id = created.data!.createStepFunctionTask.id as string;
-    await until('the parent to complete', async () => (await app.gql(GET_TASK, { id })).data!.task.status, (s) => s === 'COMPLETED');
+    await until(
+      'the parent to complete',
+      async () => (await app.gql(GET_TASK, { id })).data!.task.status,
+      (s) => s === 'COMPLETED',
+    );
     const item = await rawItem(id);
     expect(item.subTasksWritten).toBe(true);
     expect(Object.keys(item.attributes).sort()).toEqual(
@@ -97,7 +105,12 @@ describe('items stored with bookkeeping inside attributes', () => {
     expect(stored.attributes).toEqual({ note: 'kept' });
 
     // The worker drops the lease and schedules nothing: both leave `attributes` for good.
-    await app.tasks.updateStatus(worker, { id, status: 'COMPLETED', attributes: { result: 'ok' }, bookkeeping: { lease: null, nextAttemptAt: null } });
+    await app.tasks.updateStatus(worker, {
+      id,
+      status: 'COMPLETED',
+      attributes: { result: 'ok' },
+      bookkeeping: { lease: null, nextAttemptAt: null },
+    });
     const item = await rawItem(id);
     expect(item.attributes).toEqual({ attempt: 2, note: 'kept', result: 'ok' });
     expect(item).not.toHaveProperty('lease');
@@ -113,7 +126,12 @@ describe('items stored with bookkeeping inside attributes', () => {
     const id = await queuedTask();
     const { pk, sk } = parseTaskId(id)!;
     await db.send(
-      new UpdateCommand({ TableName: app.store.tableName, Key: { pk, sk }, UpdateExpression: 'REMOVE #attributes', ExpressionAttributeNames: { '#attributes': 'attributes' } }),
+      new UpdateCommand({
+        TableName: app.store.tableName,
+        Key: { pk, sk },
+        UpdateExpression: 'REMOVE #attributes',
+        ExpressionAttributeNames: { '#attributes': 'attributes' },
+      }),
     );
     await app.tasks.updateStatus(worker, { id, status: 'PROCESSING', bookkeeping: { attempt: 1, lease: { owner: 'w', until: 1 } } });
     const item = await rawItem(id);

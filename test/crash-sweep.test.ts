@@ -244,10 +244,9 @@ async function settle(s: Server, parentId: string): Promise<{ state: State; how:
 
 /** What the dead process left, read from the data directory by an in-process app that runs nothing. */
 async function inspect(dataDir: string, parentId: string): Promise<{ parent: Task; subs: Task[] }> {
-  const app = await startApp(
-    loadConfig({ DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', TASK_EXECUTION: 'false', GRAPHIQL: 'false' }),
-    { logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } },
-  );
+  const app = await startApp(loadConfig({ DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', TASK_EXECUTION: 'false', GRAPHIQL: 'false' }), {
+    logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+  });
   try {
     const parent = (await app.store.get(parseTaskId(parentId)!))!;
     const subs: Task[] = [];
@@ -270,7 +269,9 @@ function expectNothingStranded({ state: { parent, subs }, how }: { state: State;
   expect.soft(parent.status, `parent status (${how})`).toBe('FAILED');
   expect.soft(parent.attributes.error?.code, 'parent error code').toBe(errorCode);
   expect.soft(subs.length, 'sub-tasks listed').toBe(N);
-  expect.soft(histogram(subs.filter((sub) => !TERMINAL.includes(sub.status))), `sub-tasks neither COMPLETED nor FAILED (${how})`).toEqual({});
+  expect
+    .soft(histogram(subs.filter((sub) => !TERMINAL.includes(sub.status))), `sub-tasks neither COMPLETED nor FAILED (${how})`)
+    .toEqual({});
   expect.soft(countsOf(parent), `parent counters vs the sub-tasks ${JSON.stringify(histogram(subs))}`).toEqual({
     subTaskCount: N,
     subTaskRunningCount: 0,
@@ -338,7 +339,12 @@ async function startSweep(s: Server, scenario: Scenario): Promise<Sweep> {
   let cancelSentAt = 0;
   if (scenario === 'cancel') {
     // Running: its counters were written with sub-tasks PROCESSING.
-    await until('the task to run sub-tasks', () => readParent(s, parentId), (p) => p.attributes.subTaskRunningCount > 0, 20_000);
+    await until(
+      'the task to run sub-tasks',
+      () => readParent(s, parentId),
+      (p) => p.attributes.subTaskRunningCount > 0,
+      20_000,
+    );
     const { subs } = await readState(s, parentId);
     expect(subs).toHaveLength(N);
     expect(subs.some((sub) => sub.status === 'PROCESSING')).toBe(true);
@@ -465,7 +471,9 @@ describe('cancelTask again right after a restart that follows a kill mid-sweep',
       const s = await restart(child);
       try {
         const res = await s.post(CANCEL_TASK, { id: parentId });
-        note(`  cancelTask right after the restart: ${res.errors ? JSON.stringify(res.errors[0]?.extensions) : `${res.data?.cancelTask?.status} ${JSON.stringify(res.data?.cancelTask?.attributes?.error)}`}`);
+        note(
+          `  cancelTask right after the restart: ${res.errors ? JSON.stringify(res.errors[0]?.extensions) : `${res.data?.cancelTask?.status} ${JSON.stringify(res.data?.cancelTask?.attributes?.error)}`}`,
+        );
         // Soft: the state after is checked as well.
         expect.soft(res.errors, `cancelTask after the restart (the kill landed mid-sweep: ${landing.midSweep})`).toBeUndefined();
         expect.soft(res.data?.cancelTask).toMatchObject({ id: parentId, status: 'FAILED', attributes: { error: { code: 'CANCELLED' } } });

@@ -36,7 +36,13 @@ function task(overrides: Partial<Task> = {}): Task {
 }
 
 const filter: TaskFilter = { kind: 'TASK' };
-const context = (overrides: Partial<PageContext> = {}): PageContext => ({ filter, first: true, hasNextPage: true, maxRows: 100, ...overrides });
+const context = (overrides: Partial<PageContext> = {}): PageContext => ({
+  filter,
+  first: true,
+  hasNextPage: true,
+  maxRows: 100,
+  ...overrides,
+});
 const ids = (state: ListState) => state.rows.map((row) => row.id);
 
 describe('the live task list', () => {
@@ -71,7 +77,12 @@ describe('the live task list', () => {
     expect(ids(taskChanged(state, between, context({ filter: queued })))).toEqual([newest.id, 'between', middle.id, older.id]);
     expect(taskChanged(state, below, context({ filter: queued }))).toBe(state);
     // The last page has nothing after it: the task belongs at its end.
-    expect(ids(taskChanged(state, below, context({ filter: queued, hasNextPage: false })))).toEqual([newest.id, middle.id, older.id, 'below']);
+    expect(ids(taskChanged(state, below, context({ filter: queued, hasNextPage: false })))).toEqual([
+      newest.id,
+      middle.id,
+      older.id,
+      'below',
+    ]);
   });
 
   test('tasks the filter does not match, and sub-tasks, are ignored', () => {

@@ -27,7 +27,9 @@ if (!available && process.env.CI_REQUIRE_BROWSER) {
   throw new Error(`${CHROMIUM} is missing and CI_REQUIRE_BROWSER is set: install Debian's chromium package`);
 }
 if (!available) {
-  console.warn(`Skipping the dashboard browser tests: ${CHROMIUM} is missing (apt-get install chromium; set CI_REQUIRE_BROWSER=1 to fail instead)`);
+  console.warn(
+    `Skipping the dashboard browser tests: ${CHROMIUM} is missing (apt-get install chromium; set CI_REQUIRE_BROWSER=1 to fail instead)`,
+  );
 }
 
 const DOCS_SCREENSHOT = process.env.UPDATE_README_SCREENSHOT
@@ -94,7 +96,9 @@ describe('serving /dashboard', () => {
     expect(asset.headers.get('content-type')).toMatch(/^text\/javascript/);
     // The first load's compressed JavaScript, as served: the one bundle.
     const served = Number(asset.headers.get('content-length'));
-    console.info(`dashboard first load: ${(served / 1024).toFixed(1)} KB of gzipped JavaScript (${(built.files[1]!.bytes / 1024).toFixed(1)} KB minified)`);
+    console.info(
+      `dashboard first load: ${(served / 1024).toFixed(1)} KB of gzipped JavaScript (${(built.files[1]!.bytes / 1024).toFixed(1)} KB minified)`,
+    );
     expect(served).toBeGreaterThan(0);
     expect(served).toBeLessThanOrEqual(FIRST_LOAD_BUDGET_BYTES);
     expect((await fetch(`${origin}${style}`)).headers.get('content-type')).toMatch(/^text\/css/);
@@ -126,7 +130,15 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     cleanup.push(() => browser.close());
   });
@@ -186,7 +198,14 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
 
   test('embedded default: signed in with the development token; new tasks appear within a second; progress moves; a Step Functions task in detail', async () => {
     const app: RunningApp = await startApp(
-      loadConfig({ DATA_DIR: ':memory:', HOST: '127.0.0.1', PORT: '0', SFN_MAX_CONCURRENCY: '1', PROGRESS_INTERVAL_MS: '200', SHUTDOWN_GRACE_MS: '0' }),
+      loadConfig({
+        DATA_DIR: ':memory:',
+        HOST: '127.0.0.1',
+        PORT: '0',
+        SFN_MAX_CONCURRENCY: '1',
+        PROGRESS_INTERVAL_MS: '200',
+        SHUTDOWN_GRACE_MS: '0',
+      }),
       { logger, dashboardDir },
     );
     cleanup.push(() => app.stop());
@@ -226,7 +245,8 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
 
     // A Step Functions task, opened by its link: counts bar, failed sub-tasks first, a page of sub-tasks.
     const input = Array.from({ length: 30 }, (_, i) => (i === 2 || i === 5 ? { ms: -1 } : { ms: 400 }));
-    const sfn = (await gql(CREATE_SFN_TASK, { input: { taskType: 'SLEEP', name: 'Nightly import', input } })).createStepFunctionTask.id as string;
+    const sfn = (await gql(CREATE_SFN_TASK, { input: { taskType: 'SLEEP', name: 'Nightly import', input } })).createStepFunctionTask
+      .id as string;
     await page.evaluate((id) => (location.hash = `task=${encodeURIComponent(id)}`), sfn);
     await detail(page).getByRole('heading', { name: 'Nightly import' }).waitFor();
     const counts = detail(page).locator('.counts figcaption');
@@ -239,7 +259,9 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
     const pageOfSubTasks = detail(page).getByRole('list', { name: 'Sub-tasks, page 1' }).locator('li');
     await expect(pageOfSubTasks.count()).resolves.toBe(20);
     // In input order once the parent runs (opened before that, the page is read again then).
-    await eventually(async () => expect(await pageOfSubTasks.locator('.index').allTextContents()).toEqual(input.slice(0, 20).map((_, i) => `#${i}`)));
+    await eventually(async () =>
+      expect(await pageOfSubTasks.locator('.index').allTextContents()).toEqual(input.slice(0, 20).map((_, i) => `#${i}`)),
+    );
     await eventually(async () => expect(await pageOfSubTasks.nth(2).locator('.pill').textContent()).toBe('FAILED'));
 
     // Side by side on a desktop.
@@ -269,7 +291,8 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
     let app: TestApp;
     let token: string;
     const gql = (query: string, variables: Record<string, unknown> = {}, as = token) => post(app.url, as, query, variables);
-    const create = async (taskType: string) => (await gql(CREATE_TASK, { input: { taskType, input: { from: 'test' } } })).createTask.id as string;
+    const create = async (taskType: string) =>
+      (await gql(CREATE_TASK, { input: { taskType, input: { from: 'test' } } })).createTask.id as string;
 
     beforeAll(async () => {
       app = await startTestApp({}, { dashboardDir });
@@ -304,9 +327,13 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
       const dialog = page.getByRole('dialog', { name: 'Cancel this task?' });
       await dialog.waitFor();
       // "Back" is focused first: Enter alone cancels nothing.
-      await expect(dialog.getByRole('button', { name: 'Back' }).evaluate((button) => button === document.activeElement)).resolves.toBe(true);
+      await expect(dialog.getByRole('button', { name: 'Back' }).evaluate((button) => button === document.activeElement)).resolves.toBe(
+        true,
+      );
       await dialog.getByRole('button', { name: 'Cancel task' }).click();
-      await detail(page).locator('.actions .outcome', { hasText: /^Cancelled: the task is FAILED/ }).waitFor();
+      await detail(page)
+        .locator('.actions .outcome', { hasText: /^Cancelled: the task is FAILED/ })
+        .waitFor();
       await eventually(async () => expect(await row(page, target).getAttribute('data-status')).toBe('FAILED'));
       expect((await gql(`query($id: ID!) { task(id: $id) { status attributes } }`, { id: target })).task).toMatchObject({
         status: 'FAILED',
@@ -315,12 +342,17 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
 
       await detail(page).getByRole('button', { name: 'Re-run…' }).click();
       await page.getByRole('dialog', { name: 'Re-run this task?' }).getByRole('button', { name: 'Re-run' }).click();
-      await detail(page).locator('.actions .outcome', { hasText: /^Re-run started as task/ }).waitFor();
+      await detail(page)
+        .locator('.actions .outcome', { hasText: /^Re-run started as task/ })
+        .waitFor();
       await detail(page).getByRole('button', { name: 'Open it' }).click();
       await detail(page).locator('dt', { hasText: 'Re-run of' }).waitFor();
       const rerunId = decodeURIComponent(new URL(page.url()).hash.replace('#task=', ''));
       expect(rerunId).not.toBe(target);
-      expect((await gql(`query($id: ID!) { task(id: $id) { rerunOf status } }`, { id: rerunId })).task).toEqual({ rerunOf: target, status: 'CREATED' });
+      expect((await gql(`query($id: ID!) { task(id: $id) { rerunOf status } }`, { id: rerunId })).task).toEqual({
+        rerunOf: target,
+        status: 'CREATED',
+      });
       await row(page, rerunId).waitFor({ timeout: 1_000 });
 
       // Bulk: the list's filter (type BULK) decides what is cancelled.
@@ -334,7 +366,9 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
       await expect(bulkDialog.textContent()).resolves.toMatch(/Every unfinished top-level task of type BULK created before /);
       await page.screenshot({ path: '/tmp/dashboard-confirm.png' });
       await bulkDialog.getByRole('button', { name: 'Cancel them' }).click();
-      await eventually(async () => expect(await page.locator('.bulk .outcome').textContent()).toBe('Cancelled 3, skipped 0 (already finished).'));
+      await eventually(async () =>
+        expect(await page.locator('.bulk .outcome').textContent()).toBe('Cancelled 3, skipped 0 (already finished).'),
+      );
       for (const id of bulk) await eventually(async () => expect(await row(page, id).getAttribute('data-status')).toBe('FAILED'));
       expect((await gql(`query($id: ID!) { task(id: $id) { status } }`, { id: kept })).task.status).toBe('CREATED');
 
@@ -390,7 +424,8 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
     cleanup.push(() => server.stop());
     const { url } = server;
     const token = await mintToken({ secret: TEST_SECRET, tenantCode: 'restart', userId: 'restarter' });
-    const create = async (on: string) => (await post(on, token, CREATE_TASK, { input: { taskType: 'REPORT', input: {} } })).createTask.id as string;
+    const create = async (on: string) =>
+      (await post(on, token, CREATE_TASK, { input: { taskType: 'REPORT', input: {} } })).createTask.id as string;
 
     const { page, offLoopback } = await openPage();
     await page.goto(`${dashboardUrl(server)}#token=${token}`);
@@ -405,7 +440,9 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
 
     // Changes made while the page is away: on the same data, by another server on another port.
     const meanwhile = await start('0');
-    await post(meanwhile.url, token, UPDATE_STATUS, { input: { id: a, status: 'PROCESSING', attributes: { progress: { current: 3, total: 10 } } } });
+    await post(meanwhile.url, token, UPDATE_STATUS, {
+      input: { id: a, status: 'PROCESSING', attributes: { progress: { current: 3, total: 10 } } },
+    });
     const c = await create(meanwhile.url);
     await meanwhile.stop();
 
@@ -425,4 +462,3 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
     expect(offLoopback).toEqual([]);
   });
 });
-

@@ -41,7 +41,13 @@ describe.runIf(Boolean(process.env[DYNAMODB_LOCAL_ENV]))('stream mode over the o
     original = new OriginalWriter(DynamoDBDocumentClient.from(client), app.store.tableName);
     stream = new StreamReader(app.dynamoEndpoint!, await enableTaskTableStream(client, app.store.tableName));
     handle = createStreamHandlerFromEnv(
-      { TASKS_TABLE: app.store.tableName, DYNAMODB_ENDPOINT: app.dynamoEndpoint, AWS_REGION: 'local', SNS_TOPIC_ARN: TOPIC, LOG_LEVEL: 'silent' },
+      {
+        TASKS_TABLE: app.store.tableName,
+        DYNAMODB_ENDPOINT: app.dynamoEndpoint,
+        AWS_REGION: 'local',
+        SNS_TOPIC_ARN: TOPIC,
+        LOG_LEVEL: 'silent',
+      },
       { sns: snsClient },
     );
     token = await app.token(TENANT, { userId: 'watcher' });
@@ -92,7 +98,11 @@ describe.runIf(Boolean(process.env[DYNAMODB_LOCAL_ENV]))('stream mode over the o
       previousStatus: 'CREATED',
       task: { id: task.id, version: 1, status: 'PROCESSING', attributes: { progress: { current: 1, total: 2 } }, updatedAt: iso(at(5)) },
     });
-    expect((await app.gql(GET_TASK, { id: task.id }, token)).data!.task).toMatchObject({ version: 1, status: 'PROCESSING', updatedAt: iso(at(5)) });
+    expect((await app.gql(GET_TASK, { id: task.id }, token)).data!.task).toMatchObject({
+      version: 1,
+      status: 'PROCESSING',
+      updatedAt: iso(at(5)),
+    });
     ws.stop();
   });
 

@@ -101,9 +101,17 @@ describe.runIf(Boolean(process.env[DYNAMODB_LOCAL_ENV]))('stream mode on DynamoD
     expect(published()).toHaveLength(1);
     // The same message the service's own publish builds (notificationOf), previous status included.
     expect(JSON.parse(published()[0]!.Message!)).toEqual(
-      JSON.parse(JSON.stringify(notificationOf({ task: (await app.store.get(task))!, previous: { ...task, status: 'CREATED' } }, app.store.tableName))),
+      JSON.parse(
+        JSON.stringify(
+          notificationOf({ task: (await app.store.get(task))!, previous: { ...task, status: 'CREATED' } }, app.store.tableName),
+        ),
+      ),
     );
-    expect(JSON.parse(published()[0]!.Message!)).toMatchObject({ version: 2, previousStatus: 'CREATED', content: { status: 'QUEUED', attributes: { step: 1 } } });
+    expect(JSON.parse(published()[0]!.Message!)).toMatchObject({
+      version: 2,
+      previousStatus: 'CREATED',
+      content: { status: 'QUEUED', attributes: { step: 1 } },
+    });
     expect(updated.data!.updateStatus.version).toBe(2);
   });
 

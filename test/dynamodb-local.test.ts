@@ -49,8 +49,22 @@ describe.runIf(onDynamoDbLocal)('on DynamoDB Local', () => {
 
   test('DynamoDB refuses an attribute nested 32 levels (the item counts as one) and an empty map key', async () => {
     const put = (sk: string, input: unknown) => doc.send(new PutCommand({ TableName: table(), Item: { pk: 'RAW', sk, input } }));
-    expect(await refusal(put('depth-31', nested(MAX_JSON_DEPTH, (inner) => [inner])))).toBeUndefined();
-    expect(await refusal(put('depth-32', nested(MAX_JSON_DEPTH + 1, (inner) => [inner])))).toMatch(/ValidationException: Nesting Levels/);
+    expect(
+      await refusal(
+        put(
+          'depth-31',
+          nested(MAX_JSON_DEPTH, (inner) => [inner]),
+        ),
+      ),
+    ).toBeUndefined();
+    expect(
+      await refusal(
+        put(
+          'depth-32',
+          nested(MAX_JSON_DEPTH + 1, (inner) => [inner]),
+        ),
+      ),
+    ).toMatch(/ValidationException: Nesting Levels/);
     expect(await refusal(put('empty-key', { a: [{ '': 1 }] }))).toMatch(/ValidationException: Empty attribute name/);
   });
 });
@@ -105,7 +119,9 @@ describe('update expressions within 4 KB', () => {
 
   test('updateStatus with 1,000 attribute keys (an expression of ~25 KB key by key) stores them all, and removes them', async () => {
     const { id } = (await app.gql(CREATE_TASK, { input: { taskType: 'WIDE', input: {} } })).data!.createTask;
-    const first = await app.gql(UPDATE_STATUS, { input: { id, status: 'PROCESSING', attributes: { kept: true, ...wide(1000, (i) => i) } } });
+    const first = await app.gql(UPDATE_STATUS, {
+      input: { id, status: 'PROCESSING', attributes: { kept: true, ...wide(1000, (i) => i) } },
+    });
     expect(first.errors).toBeUndefined();
     expect(Object.keys(first.data!.updateStatus.attributes)).toHaveLength(1001);
     // Removal key by key: null for each of them.
@@ -122,7 +138,13 @@ describe('update expressions within 4 KB', () => {
     // Another writer moves the task on without changing its status (which a key-by-key write is pinned to).
     await app.gql(UPDATE_STATUS, { input: { id, status: 'PROCESSING', attributes: { progress: 50 } } });
     const stale = { ...read, version: read.version + 1, attributes: { ...read.attributes, ...wide(500, (i) => i) } };
-    await expect(app.store.update(stale, wide(500, (i) => i), { status: 'PROCESSING' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(
+      app.store.update(
+        stale,
+        wide(500, (i) => i),
+        { status: 'PROCESSING' },
+      ),
+    ).rejects.toMatchObject({ code: 'CONFLICT' });
     expect((await app.store.get({ pk, sk }))!.attributes).toEqual({ progress: 50 });
 
     // Through the service, the unpinned update reads again and succeeds, keeping both.

@@ -16,7 +16,6 @@ import { subscribeWs, wsClient, type Collected } from './helpers/live.js';
 
 const CANCEL_TASK = `mutation($id: ID!) { cancelTask(id: $id) { id status version attributes } }`;
 
-
 /** A promise with its resolver (await it through `within`, which bounds the wait). */
 function deferred<T = void>() {
   let resolve!: (value: T) => void;
@@ -101,10 +100,7 @@ const alarmsFor = (id: string) =>
 let app: TestApp;
 let token: string;
 beforeAll(async () => {
-  app = await startTestApp(
-    { TASK_EXECUTION: 'true', EXAMPLE_HANDLERS: 'true', PROGRESS_INTERVAL_MS: '20' },
-    { handlers, logger },
-  );
+  app = await startTestApp({ TASK_EXECUTION: 'true', EXAMPLE_HANDLERS: 'true', PROGRESS_INTERVAL_MS: '20' }, { handlers, logger });
   token = await app.token('exec', { userId: 'alice' });
 });
 
@@ -139,7 +135,12 @@ const getTask = async (id: string) => (await app.gql(GET_TASK, { id }, token)).d
 /** The live events of one task, once one of them is in `status` (bounded). */
 async function eventsUntil(stream: Collected, id: string, status: string, timeoutMs = 10_000) {
   const of = () => stream.events.filter((event) => event.task.id === id);
-  await until(`${id} to reach ${status}`, () => of().map((e) => e.task.status), (statuses) => statuses.includes(status), timeoutMs);
+  await until(
+    `${id} to reach ${status}`,
+    () => of().map((e) => e.task.status),
+    (statuses) => statuses.includes(status),
+    timeoutMs,
+  );
   return of();
 }
 const statusesOf = (events: any[]) => events.map((event) => event.task.status);
@@ -187,10 +188,16 @@ describe('running tasks', () => {
     stream.stop();
 
     expect(statusesOf(events)).toEqual([
-      'CREATED', 'QUEUED',
-      'PROCESSING', 'ERRORED', 'QUEUED',
-      'PROCESSING', 'ERRORED', 'QUEUED',
-      'PROCESSING', 'FAILED',
+      'CREATED',
+      'QUEUED',
+      'PROCESSING',
+      'ERRORED',
+      'QUEUED',
+      'PROCESSING',
+      'ERRORED',
+      'QUEUED',
+      'PROCESSING',
+      'FAILED',
     ]);
     expect(events.filter((e) => e.task.status === 'ERRORED').map((e) => e.task.attributes.error)).toEqual([
       { name: 'Error', message: 'boom 1', attempt: 1 },
@@ -219,7 +226,11 @@ describe('running tasks', () => {
     await eventsUntil(orphans, orphan.id, 'QUEUED');
     // The worker went on to later work while the orphan stayed behind.
     const later = await create('EXEC_OK', { n: 1 });
-    await until('a later task to complete', () => getTask(later.id), (task) => task.status === 'COMPLETED');
+    await until(
+      'a later task to complete',
+      () => getTask(later.id),
+      (task) => task.status === 'COMPLETED',
+    );
     orphans.stop();
     expect(statusesOf(orphans.events.filter((e) => e.task.id === orphan.id))).toEqual(['CREATED', 'QUEUED']);
     expect(await getTask(orphan.id)).toMatchObject({ status: 'QUEUED', version: 2, updatedBy: 'system:worker' });
@@ -287,7 +298,11 @@ describe('cancelTask', () => {
     expect(await within('the handler to end', cancelProbe.ended.promise)).toEqual({ aborted: true });
 
     const events = await eventsUntil(stream, task.id, 'FAILED');
-    await until('the run to be let go', () => app.worker.runner.runningCount, (n) => n === 0);
+    await until(
+      'the run to be let go',
+      () => app.worker.runner.runningCount,
+      (n) => n === 0,
+    );
     // The handler's late return wrote nothing over the cancellation.
     const stored = await getTask(task.id);
     stream.stop();
@@ -300,7 +315,11 @@ describe('cancelTask', () => {
 
   test('a terminal task cannot be cancelled: INVALID_TRANSITION', async () => {
     const task = await create('EXEC_OK', { n: 2 });
-    await until('the task to complete', () => getTask(task.id), (t) => t.status === 'COMPLETED');
+    await until(
+      'the task to complete',
+      () => getTask(task.id),
+      (t) => t.status === 'COMPLETED',
+    );
     const res = await app.gql(CANCEL_TASK, { id: task.id }, token);
     expect(errorCode(res)).toBe('INVALID_TRANSITION');
     expect(await getTask(task.id)).toMatchObject({ status: 'COMPLETED', version: 4 });
@@ -337,7 +356,11 @@ describe('cancelTask while the handler awaits a progress write', () => {
     expect(await within('the handler to return after the cancellation', progressCancelProbe.ended.promise, 5_000)).toEqual({
       aborted: true,
     });
-    await until('the run to be let go', () => slow.worker.runner.runningCount, (n) => n === 0);
+    await until(
+      'the run to be let go',
+      () => slow.worker.runner.runningCount,
+      (n) => n === 0,
+    );
     // The progress value was never written over the cancellation.
     expect((await slow.store.get(parseTaskId(id)!))!.attributes.progress).toBeUndefined();
   });

@@ -170,8 +170,14 @@ function hostileJson(): Sample[] {
     s('"€" x 120,000 (360 KB in UTF-8)', '€'.repeat(120_000)),
     s('object with a 349,900-char value', { big: 'y'.repeat(349_900) }),
     s('wide object (10,000 keys)', wide),
-    s('array of 10,000', Array.from({ length: 10_000 }, (_, i) => i)),
-    s('array of 10,001', Array.from({ length: 10_001 }, (_, i) => i)),
+    s(
+      'array of 10,000',
+      Array.from({ length: 10_000 }, (_, i) => i),
+    ),
+    s(
+      'array of 10,001',
+      Array.from({ length: 10_001 }, (_, i) => i),
+    ),
     s('{}', {}),
     s('[]', []),
     s('null', null),
@@ -322,8 +328,14 @@ async function readSse(response: Response, abort: AbortController): Promise<stri
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         const lines = block.split('\n');
-        const event = lines.find((line) => line.startsWith('event:'))?.slice(6).trim();
-        const data = lines.filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trimStart()).join('\n');
+        const event = lines
+          .find((line) => line.startsWith('event:'))
+          ?.slice(6)
+          .trim();
+        const data = lines
+          .filter((line) => line.startsWith('data:'))
+          .map((line) => line.slice(5).trimStart())
+          .join('\n');
         if (event === 'complete') return payloads;
         if (data) payloads.push(data);
       }
@@ -641,15 +653,30 @@ function hostile(kind: Kind): Sample[] {
         s('[]', []),
         s('[null]', [null]),
         s('[[taskA]]', [[fx.taskA]]),
-        s('101 ids', Array.from({ length: 101 }, (_, i) => `${fx.taskA}${i}`)),
-        s('10,000 ids', Array.from({ length: 10_000 }, () => fx.taskA)),
+        s(
+          '101 ids',
+          Array.from({ length: 101 }, (_, i) => `${fx.taskA}${i}`),
+        ),
+        s(
+          '10,000 ids',
+          Array.from({ length: 10_000 }, () => fx.taskA),
+        ),
         s('[tenant-b task]', [fx.taskB]),
         s('[3,000-char code id]', [`TASK#tenant-a#ECHO#${LONG}`]),
-        s('hostile ids', hostileIds().map((sample) => sample.value)),
+        s(
+          'hostile ids',
+          hostileIds().map((sample) => sample.value),
+        ),
         s('a plain id, not a list', fx.taskA),
       ];
     case 'statusList':
-      return [s('[]', []), s('all', [...ENUMS.TaskStatus]), s('[null]', [null]), s('["NOPE"]', ['NOPE']), s('1,000 x QUEUED', Array(1_000).fill('QUEUED'))];
+      return [
+        s('[]', []),
+        s('all', [...ENUMS.TaskStatus]),
+        s('[null]', [null]),
+        s('["NOPE"]', ['NOPE']),
+        s('1,000 x QUEUED', Array(1_000).fill('QUEUED')),
+      ];
   }
 }
 
@@ -726,7 +753,10 @@ function random(kind: Kind): fc.Arbitrary<Sample> {
         return fc.boolean().map(auto);
       case 'idList':
         return fc.array(fc.oneof(mangledId(), randomString.map(auto)), { maxLength: 5 }).map((ids) =>
-          s(`[${ids.map((id) => id.label).join(', ')}]`, ids.map((id) => id.value)),
+          s(
+            `[${ids.map((id) => id.label).join(', ')}]`,
+            ids.map((id) => id.value),
+          ),
         );
       case 'statusList':
         return fc.array(fc.oneof(fc.constantFrom(...ENUMS.TaskStatus), randomString), { maxLength: 4 }).map(auto);
@@ -948,7 +978,8 @@ function operations(): Operation[] {
       variables: ['filter', 'first'],
       // One unfinished task of a type of its own, so a valid case cancels something.
       valid: async () => {
-        bulk ??= (await app.gql(`mutation { createTask(input: { taskType: "FUZZ_BULK", input: {} }) { id } }`, {}, userToken)).data!.createTask.id;
+        bulk ??= (await app.gql(`mutation { createTask(input: { taskType: "FUZZ_BULK", input: {} }) { id } }`, {}, userToken)).data!
+          .createTask.id;
         return { filter: { kind: 'TASK', taskType: 'FUZZ_BULK' }, first: 5 };
       },
       settle: (answer) => {
@@ -998,9 +1029,9 @@ function examplesOf(operation: Operation): Case[] {
 
 function caseArbitrary(operation: Operation): fc.Arbitrary<Case> {
   const override = (arg: Arg): fc.Arbitrary<[string, Override]> =>
-    fc.oneof({ weight: 5, arbitrary: random(arg.kind) }, { weight: 1, arbitrary: fc.constant<Override>(OMIT) }).map(
-      (value): [string, Override] => [arg.path, value],
-    );
+    fc
+      .oneof({ weight: 5, arbitrary: random(arg.kind) }, { weight: 1, arbitrary: fc.constant<Override>(OMIT) })
+      .map((value): [string, Override] => [arg.path, value]);
   const one = fc.oneof(...operation.args.map((arg) => override(arg).map((entry) => [entry])));
   const several = fc
     .tuple(...operation.args.map((arg) => fc.option(override(arg), { nil: undefined })))
@@ -1050,8 +1081,7 @@ function hostileDocuments(): Sample[] {
       s(`selection nested ${depth}`, `{ ${'task(id: "x") { '.repeat(depth)}id${' }'.repeat(depth)} }`),
     );
   }
-  const aliases = (count: number, field: string) =>
-    `{ ${Array.from({ length: count }, (_, i) => `a${i}: ${field}`).join(' ')} }`;
+  const aliases = (count: number, field: string) => `{ ${Array.from({ length: count }, (_, i) => `a${i}: ${field}`).join(' ')} }`;
   docs.push(
     s('1,000 aliases of __typename', aliases(1_000, '__typename')),
     s('1,000 aliases of task', aliases(1_000, `task(id: ${JSON.stringify(fx.taskA)}) { id }`)),
@@ -1059,7 +1089,10 @@ function hostileDocuments(): Sample[] {
     s('1,000 aliased createTask', `mutation ${aliases(1_000, 'createTask(input: { taskType: "ECHO", input: {} }) { id }')}`),
     s('10,000 x __typename', `{ ${'__typename '.repeat(10_000)}}`),
     s('10,000 directives', `{ __typename ${'@include(if: true) '.repeat(10_000)}}`),
-    s('1,000 fragments spread', `{ ...F } ${Array.from({ length: 1_000 }, (_, i) => `fragment F${i === 0 ? '' : i} on Query { ${i < 999 ? `...F${i + 1}` : '__typename'} }`).join(' ')}`),
+    s(
+      '1,000 fragments spread',
+      `{ ...F } ${Array.from({ length: 1_000 }, (_, i) => `fragment F${i === 0 ? '' : i} on Query { ${i < 999 ? `...F${i + 1}` : '__typename'} }`).join(' ')}`,
+    ),
     s('fragment cycle', '{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }'),
     s('1,000 operations', Array.from({ length: 1_000 }, (_, i) => `query Q${i} { __typename }`).join(' ')),
     s('1,000 variables', `query(${Array.from({ length: 1_000 }, (_, i) => `$v${i}: Int`).join(' ')}) { __typename }`),
@@ -1070,7 +1103,10 @@ function hostileDocuments(): Sample[] {
     s('empty document', ''),
     s('only a comment', '# nothing'),
     s('introspection', '{ __schema { types { name fields { name } } } }'),
-    s('deep introspection', `{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }`),
+    s(
+      'deep introspection',
+      `{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }`,
+    ),
     s('subscription over POST without SSE', 'subscription { taskStatusChanged { cursor } }'),
     s('two subscription fields', 'subscription { a: taskStatusChanged { cursor } b: taskStatusChanged { cursor } }'),
     s('unknown field', '{ nope }'),
@@ -1166,9 +1202,46 @@ describe('fuzzing every argument over HTTP', { timeout: 120_000 }, () => {
     const documents = hostileDocuments();
     const randomDocument = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 200 }).map(auto),
-      fc.string({ unit: fc.constantFrom('{', '}', '[', ']', '(', ')', ':', '$', '@', '...', ' ', 'a', '"', '#', '\n', 'query', 'mutation', 'subscription', 'on', '1'), maxLength: 200 }).map(auto),
-      fc.integer({ min: 1, max: 1_500 }).map((count) => s(`${count} aliases of __typename`, `{ ${Array.from({ length: count }, (_, i) => `a${i}: __typename`).join(' ')} }`)),
-      fc.integer({ min: 1, max: 6_000 }).map((depth) => s(`input literal nested ${depth}`, `mutation { createTask(input: { taskType: "ECHO", input: ${nestedLiteral(depth, 'object')} }) { id } }`)),
+      fc
+        .string({
+          unit: fc.constantFrom(
+            '{',
+            '}',
+            '[',
+            ']',
+            '(',
+            ')',
+            ':',
+            '$',
+            '@',
+            '...',
+            ' ',
+            'a',
+            '"',
+            '#',
+            '\n',
+            'query',
+            'mutation',
+            'subscription',
+            'on',
+            '1',
+          ),
+          maxLength: 200,
+        })
+        .map(auto),
+      fc
+        .integer({ min: 1, max: 1_500 })
+        .map((count) =>
+          s(`${count} aliases of __typename`, `{ ${Array.from({ length: count }, (_, i) => `a${i}: __typename`).join(' ')} }`),
+        ),
+      fc
+        .integer({ min: 1, max: 6_000 })
+        .map((depth) =>
+          s(
+            `input literal nested ${depth}`,
+            `mutation { createTask(input: { taskType: "ECHO", input: ${nestedLiteral(depth, 'object')} }) { id } }`,
+          ),
+        ),
       fc.constantFrom(...documents),
     );
     const sendDocument = ([document, admin]: [Sample, boolean]) =>
@@ -1191,7 +1264,12 @@ describe('fuzzing every argument over HTTP', { timeout: 120_000 }, () => {
       fc.string({ unit: 'binary', maxLength: 300 }).map(auto),
       fc.uint8Array({ maxLength: 300 }).map((bytes) => s(`${bytes.length} random bytes`, bytes)),
       fc.jsonValue({ maxDepth: 4 }).map((value) => auto(JSON.stringify(value))),
-      fc.record({ query: fc.jsonValue({ maxDepth: 2 }), variables: fc.jsonValue({ maxDepth: 2 }), operationName: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] }).map((body) => auto(JSON.stringify(body))),
+      fc
+        .record(
+          { query: fc.jsonValue({ maxDepth: 2 }), variables: fc.jsonValue({ maxDepth: 2 }), operationName: fc.jsonValue({ maxDepth: 1 }) },
+          { requiredKeys: [] },
+        )
+        .map((body) => auto(JSON.stringify(body))),
       fc.constantFrom(...bodies),
     );
     const contentType = fc.constantFrom(...CONTENT_TYPES);

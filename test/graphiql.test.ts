@@ -18,7 +18,9 @@ if (!available && process.env.CI_REQUIRE_BROWSER) {
   throw new Error(`${CHROMIUM} is missing and CI_REQUIRE_BROWSER is set: install Debian's chromium package`);
 }
 if (!available) {
-  console.warn(`Skipping the GraphiQL browser tests: ${CHROMIUM} is missing (apt-get install chromium; set CI_REQUIRE_BROWSER=1 to fail instead)`);
+  console.warn(
+    `Skipping the GraphiQL browser tests: ${CHROMIUM} is missing (apt-get install chromium; set CI_REQUIRE_BROWSER=1 to fail instead)`,
+  );
 }
 
 describe.skipIf(!available)('GraphiQL in a browser, offline', () => {
@@ -65,10 +67,9 @@ describe.skipIf(!available)('GraphiQL in a browser, offline', () => {
 
   /** The next schema introspection the page sends. */
   const introspection = (page: Page): Promise<Response> =>
-    page.waitForResponse(
-      (response) => response.url().includes('/graphql') && (response.request().postData() ?? '').includes('__schema'),
-      { timeout: 10_000 },
-    );
+    page.waitForResponse((response) => response.url().includes('/graphql') && (response.request().postData() ?? '').includes('__schema'), {
+      timeout: 10_000,
+    });
 
   async function expectSchemaInDocs(page: Page) {
     await page.getByRole('button', { name: /documentation explorer/i }).click();

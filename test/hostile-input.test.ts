@@ -58,7 +58,11 @@ describe('JSON nesting (at most 31 levels in one attribute: DynamoDB counts the 
 
   test('a "constructor" key is stored as data; "__proto__" and out-of-range numbers are BAD_USER_INPUT', async () => {
     const token = await app.token('hostile-keys');
-    const ok = await app.gql(CREATE_TASK, { input: { taskType: 'REPORT', input: { constructor: 1, a: { constructor: { x: 2 } } } } }, token);
+    const ok = await app.gql(
+      CREATE_TASK,
+      { input: { taskType: 'REPORT', input: { constructor: 1, a: { constructor: { x: 2 } } } } },
+      token,
+    );
     expect(ok.errors).toBeUndefined();
     expect(ok.data!.createTask.input).toEqual({ constructor: 1, a: { constructor: { x: 2 } } });
     const again = await app.gql(GET_TASK, { id: ok.data!.createTask.id }, token);
@@ -70,7 +74,11 @@ describe('JSON nesting (at most 31 levels in one attribute: DynamoDB counts the 
       token,
     );
     expect(proto.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input' });
-    const huge = await app.gql(UPDATE_STATUS, { input: { id: ok.data!.createTask.id, status: 'PROCESSING', attributes: { n: 1e126 } } }, token);
+    const huge = await app.gql(
+      UPDATE_STATUS,
+      { input: { id: ok.data!.createTask.id, status: 'PROCESSING', attributes: { n: 1e126 } } },
+      token,
+    );
     expect(huge.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'attributes' });
     expect(await app.itemCount()).toBe(before);
   });
@@ -180,8 +188,7 @@ describe('key parts (1-64 of A-Z a-z 0-9 _ . -)', () => {
 
   test('a forged page cursor naming an oversized key is BAD_USER_INPUT', async () => {
     const token = await app.token('key-parts');
-    const forge = (k: Record<string, string>) =>
-      Buffer.from(JSON.stringify({ i: 'byTenantCreated', k })).toString('base64url');
+    const forge = (k: Record<string, string>) => Buffer.from(JSON.stringify({ i: 'byTenantCreated', k })).toString('base64url');
     const listed = await app.gql(`query { tasks(first: 1) { pageInfo { endCursor } } }`, {}, token);
     expect(listed.errors).toBeUndefined();
     const cursor = forge({ pk: 'TASK#key-parts', sk: `REPORT#${'x'.repeat(3_000)}`, tenantPk: 'TASK#key-parts', code: 'x' });
@@ -239,7 +246,14 @@ describe('graphql-sse single-connection mode', () => {
     const token = await app.token('sse-single');
     const requests: [string, RequestInit][] = [
       [app.url, { method: 'PUT' }],
-      [app.url, { method: 'POST', headers: { 'x-graphql-event-stream-token': 'abc', 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' }],
+      [
+        app.url,
+        {
+          method: 'POST',
+          headers: { 'x-graphql-event-stream-token': 'abc', 'content-type': 'application/json' },
+          body: '{"query":"{ __typename }"}',
+        },
+      ],
       [`${app.url}?token=abc`, { method: 'GET', headers: { accept: 'text/event-stream' } }],
     ];
     for (const [url, init] of requests) {

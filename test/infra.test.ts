@@ -96,7 +96,10 @@ function expectScoped(statements: { policy: string; statement: Statement }[]): v
   for (const { policy, statement } of statements) {
     expect(statement.Effect, policy).toBe('Allow');
     if (resourcesOf(statement).includes('*')) {
-      expect(actionsOf(statement).filter((action) => !UNSCOPABLE.has(action)), policy).toEqual([]);
+      expect(
+        actionsOf(statement).filter((action) => !UNSCOPABLE.has(action)),
+        policy,
+      ).toEqual([]);
     }
     for (const action of actionsOf(statement)) expect(action, policy).not.toMatch(/^[a-z0-9-]+:\*$|^\*$/);
   }
@@ -107,7 +110,10 @@ function acknowledgedFindings(scope: IConstruct): string[] {
   const acknowledged = acknowledgments(scope).filter(({ id }) => id.includes('AwsSolutions-'));
   for (const { id, reason } of acknowledged) expect(reason.length, id).toBeGreaterThan(40);
   return acknowledged
-    .map(({ path, id }) => `${path.replace(/^Tasks\/Tasks\/?/, '') || '.'}: ${id.replace(/^Annotation::/, '').replace(/\[(\w+)::.*\]$/, '[$1]')}`)
+    .map(
+      ({ path, id }) =>
+        `${path.replace(/^Tasks\/Tasks\/?/, '') || '.'}: ${id.replace(/^Annotation::/, '').replace(/\[(\w+)::.*\]$/, '[$1]')}`,
+    )
     .sort();
 }
 
@@ -208,9 +214,7 @@ describe('the task service stack', () => {
       'AWS::SNS::TopicPolicy',
       {
         PolicyDocument: {
-          Statement: Match.arrayWith([
-            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-          ]),
+          Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
         },
       },
       2,
@@ -237,7 +241,11 @@ describe('the task service stack', () => {
     });
     template.resourcePropertiesCountIs(
       'AWS::SQS::QueuePolicy',
-      { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) } },
+      {
+        PolicyDocument: {
+          Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+        },
+      },
       2,
     );
     // Only the task topic may send to the task queue.
@@ -311,7 +319,9 @@ describe('the task service stack', () => {
       expect(loadLambdaConfig(sampleEnvironment(fn.Properties!.Environment.Variables)).sns.notifications).toBe('service');
     }
     const [, taskDefinition] = only(template.findResources('AWS::ECS::TaskDefinition') as Resources);
-    expect((taskDefinition.Properties!.ContainerDefinitions[0].Environment as { Name: string }[]).map((e) => e.Name)).not.toContain('NOTIFICATIONS');
+    expect((taskDefinition.Properties!.ContainerDefinitions[0].Environment as { Name: string }[]).map((e) => e.Name)).not.toContain(
+      'NOTIFICATIONS',
+    );
   });
 
   test('the state machine: the shipped definition with the runner substituted for ${SubTaskRunnerArn}', () => {
@@ -432,7 +442,9 @@ describe('the task service stack', () => {
     const statements = statementsOf(template);
     expectScoped(statements);
     // No stream reads without stream mode (grantReadWriteData's GetRecords is on the table ARN, which names no stream).
-    expect(statements.flatMap(({ statement }) => actionsOf(statement)).filter((action) => /^dynamodb:\w*Streams?$/.test(action))).toEqual([]);
+    expect(statements.flatMap(({ statement }) => actionsOf(statement)).filter((action) => /^dynamodb:\w*Streams?$/.test(action))).toEqual(
+      [],
+    );
     expect(JSON.stringify(statements)).not.toContain('StreamArn');
 
     const roleOf = (policy: string) => (resources[policy]!.Properties!.Roles as { Ref: string }[])[0]!.Ref;
@@ -445,7 +457,14 @@ describe('the task service stack', () => {
 
     for (const role of [serverRole, workerRole, runnerRole]) {
       const granted = grants(role);
-      for (const action of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'dynamodb:DescribeTable']) {
+      for (const action of [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:Query',
+        'dynamodb:BatchWriteItem',
+        'dynamodb:DescribeTable',
+      ]) {
         expect(granted).toContainEqual({ action, resource: tableArn });
       }
       expect(granted).toContainEqual({ action: 'sns:Publish', resource: JSON.stringify({ Ref: logicalIdOf(stack.service.taskTopic) }) });
@@ -495,7 +514,9 @@ describe('the task service stack', () => {
 
   test('cdk-nag AwsSolutions: no unacknowledged error or warning, and every acknowledgment says why', () => {
     const { violations } = new AwsSolutionsChecks().validateScope(stack);
-    expect(violations.map((violation) => `${violation.ruleName} at ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+    expect(
+      violations.map((violation) => `${violation.ruleName} at ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`),
+    ).toEqual([]);
 
     // CDK acknowledges some of its own CloudFormation-Validate findings; these are ours.
     // A new acknowledgment is a decision: this list changes with it.
@@ -647,7 +668,9 @@ describe('stream mode (notifications: stream)', () => {
     expect(granted).toContainEqual({ action: 'sqs:SendMessage', resource: dlqArn });
     // Every grant is on one of these, or is a write to its own log group.
     const allowed = new Set([tableArn, streamArn, dlqArn, ref(stack.service.taskTopic), ref(stack.service.alarmTopic), '"*"']);
-    const others = granted.filter(({ resource }) => !allowed.has(resource) && !resource.includes(`${logicalIdOf(stack.service.table)}","Arn"]},"/index/*"`));
+    const others = granted.filter(
+      ({ resource }) => !allowed.has(resource) && !resource.includes(`${logicalIdOf(stack.service.table)}","Arn"]},"/index/*"`),
+    );
     for (const { action, resource } of others) {
       expect(action, resource).toMatch(/^logs:|^kms:/);
     }
@@ -678,7 +701,9 @@ describe('stream mode (notifications: stream)', () => {
 
   test('cdk-nag AwsSolutions: no unacknowledged finding; two more acknowledgments, each with its reason', () => {
     const { violations } = new AwsSolutionsChecks().validateScope(stack);
-    expect(violations.map((violation) => `${violation.ruleName} at ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+    expect(
+      violations.map((violation) => `${violation.ruleName} at ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`),
+    ).toEqual([]);
     const acknowledged = acknowledgedFindings(stack);
     expect(acknowledged).toContain('StreamPublisherRole: AwsSolutions-IAM5[Resource]'); // dynamodb:ListStreams
     expect(acknowledged).toContain('StreamDeadLetterQueue: AwsSolutions-SQS3'); // a dead-letter queue itself
@@ -687,7 +712,7 @@ describe('stream mode (notifications: stream)', () => {
 });
 
 describe('stream mode with an existing table', () => {
-  test("reads the given stream; the grants name it; cdk-nag passes", () => {
+  test('reads the given stream; the grants name it; cdk-nag passes', () => {
     const { stack, template } = synth(
       { service: { notifications: 'stream', existingTable: { tableArn: EXISTING_TABLE_ARN, tableStreamArn: EXISTING_STREAM_ARN } } },
       { bundle: false },
@@ -704,9 +729,9 @@ describe('stream mode with an existing table', () => {
   });
 
   test('without its stream ARN, synth fails and says what to set', () => {
-    expect(() => synth({ service: { notifications: 'stream', existingTable: { tableArn: EXISTING_TABLE_ARN } } }, { bundle: false })).toThrow(
-      /notifications: 'stream'.*existingTable\.tableStreamArn/,
-    );
+    expect(() =>
+      synth({ service: { notifications: 'stream', existingTable: { tableArn: EXISTING_TABLE_ARN } } }, { bundle: false }),
+    ).toThrow(/notifications: 'stream'.*existingTable\.tableStreamArn/);
   });
 
   test('NOTIFICATIONS in environment must agree with the notifications prop', () => {

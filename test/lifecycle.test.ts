@@ -82,7 +82,11 @@ describe('shutdown', () => {
     const token = await mintToken({ secret: TEST_SECRET, tenantCode: 'bye', userId: 'u' });
     const created = await gql(app.url, token, CREATE_TASK, { input: { taskType: 'SLEEP', input: { ms: 60_000 } } });
     const id = created.data.createTask.id;
-    await until('the task to run', async () => (await gql(app.url, token, GET_TASK, { id })).data.task.status, (s) => s === 'PROCESSING');
+    await until(
+      'the task to run',
+      async () => (await gql(app.url, token, GET_TASK, { id })).data.task.status,
+      (s) => s === 'PROCESSING',
+    );
 
     const response = await fetch(app.url, {
       method: 'POST',

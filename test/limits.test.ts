@@ -1,15 +1,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { subTasksOf } from '../src/tasks/sub-tasks.js';
 import { MAX_INPUT_BYTES } from '../src/tasks/limits.js';
-import {
-  CREATE_SFN_TASK,
-  CREATE_TASK,
-  LIST_SUB_TASKS,
-  LIST_TASKS,
-  errorCode,
-  startTestApp,
-  type TestApp,
-} from './helpers/app.js';
+import { CREATE_SFN_TASK, CREATE_TASK, LIST_SUB_TASKS, LIST_TASKS, errorCode, startTestApp, type TestApp } from './helpers/app.js';
 
 let app: TestApp;
 
@@ -36,12 +28,7 @@ const CREATE_TASK_ID = `mutation($input: CreateTaskInput!) { createTask(input: $
 const CREATE_SFN_TASK_ID = `mutation($input: CreateTaskInput!) { createStepFunctionTask(input: $input) { id tenantCode } }`;
 
 /** Sends a create that must be refused with `code`, and checks nothing was stored anywhere. */
-async function expectRefusedCreate(
-  tenant: string,
-  mutation: string,
-  input: Record<string, unknown>,
-  code: string,
-) {
+async function expectRefusedCreate(tenant: string, mutation: string, input: Record<string, unknown>, code: string) {
   const token = await app.token(tenant);
   const before = await itemCount();
   const res = await app.gql(mutation, { input }, token);
@@ -241,9 +228,7 @@ describe('cursors', () => {
     expect(cursor).toEqual(expect.any(String));
 
     expect(errorCode(await app.gql(LIST_TASKS, { first: 1, after: cursor }, token))).toBe('BAD_USER_INPUT');
-    expect(
-      errorCode(await app.gql(LIST_TASKS, { filter: { taskType: 'OTHER' }, first: 1, after: cursor }, token)),
-    ).toBe('BAD_USER_INPUT');
+    expect(errorCode(await app.gql(LIST_TASKS, { filter: { taskType: 'OTHER' }, first: 1, after: cursor }, token))).toBe('BAD_USER_INPUT');
     // Control: the same cursor with its own filter is fine.
     const next = await app.gql(LIST_TASKS, { filter: { taskType: 'REPORT' }, first: 1, after: cursor }, token);
     expect(next.errors).toBeUndefined();
@@ -260,10 +245,9 @@ describe('cursors', () => {
 
 describe('aliases (MAX_QUERY_ALIASES, 15 by default)', () => {
   const aliasedCreates = (n: number) =>
-    `mutation { ${Array.from(
-      { length: n },
-      (_, i) => `c${i}: createTask(input: { taskType: "REPORT", input: { i: ${i} } }) { id }`,
-    ).join(' ')} }`;
+    `mutation { ${Array.from({ length: n }, (_, i) => `c${i}: createTask(input: { taskType: "REPORT", input: { i: ${i} } }) { id }`).join(
+      ' ',
+    )} }`;
 
   test('16 aliases are refused with BAD_USER_INPUT and nothing is written', async () => {
     const tenant = 'lim-alias-over';

@@ -166,24 +166,40 @@ describe('tasks: default listing', () => {
 
   test('an empty filter object lists the same as none', async () => {
     const page = ok<Connection>(await listTasks(token, {}, 5), 'tasks');
-    expect(page.edges.map((edge) => edge.node.id)).toEqual(reversed(created).slice(0, 5).map((task) => task.id));
+    expect(page.edges.map((edge) => edge.node.id)).toEqual(
+      reversed(created)
+        .slice(0, 5)
+        .map((task) => task.id),
+    );
   });
 
   test('walks pages of 7 newest first: every task once, in order', async () => {
     const pages = await walkTasks(token, undefined, 7);
     expect(pages.map((page) => page.edges.length)).toEqual([7, 7, 7, 7, 2]);
-    expectPages(pages, reversed(created).map((task) => task.id), 7);
+    expectPages(
+      pages,
+      reversed(created).map((task) => task.id),
+      7,
+    );
     expect(pages.at(-1)!.pageInfo.endCursor).not.toBeNull();
   });
 
   test('walks pages of 7 oldest first with order ASC', async () => {
     const pages = await walkTasks(token, { order: 'ASC' }, 7);
-    expectPages(pages, created.map((task) => task.id), 7);
+    expectPages(
+      pages,
+      created.map((task) => task.id),
+      7,
+    );
   });
 
   test('explicit kind TASK and order DESC match the defaults', async () => {
     const pages = await walkTasks(token, { kind: 'TASK', order: 'DESC' }, 7);
-    expectPages(pages, reversed(created).map((task) => task.id), 7);
+    expectPages(
+      pages,
+      reversed(created).map((task) => task.id),
+      7,
+    );
   });
 
   test('when the count is a multiple of the page size, the last full page has no next page', async () => {
@@ -193,7 +209,11 @@ describe('tasks: default listing', () => {
       [10, true],
       [10, false],
     ]);
-    expectPages(pages, reversed(created).map((task) => task.id), 10);
+    expectPages(
+      pages,
+      reversed(created).map((task) => task.id),
+      10,
+    );
   });
 
   test('a single page holds everything when first exceeds the count', async () => {
@@ -244,7 +264,11 @@ describe('tasks: filters by taskType and status', () => {
 
   test.each(TYPES)('taskType %s, pages of 5, newest first', async (type) => {
     const pages = await walkTasks(token, { taskType: type }, 5);
-    expectPages(pages, expectedIds((task) => task.type === type), 5);
+    expectPages(
+      pages,
+      expectedIds((task) => task.type === type),
+      5,
+    );
     expect(pages.length).toBeGreaterThan(1);
     for (const node of nodesOf(pages)) expect(node.type).toBe(type);
     // Nodes carry their current state, not the state at creation.
@@ -267,7 +291,11 @@ describe('tasks: filters by taskType and status', () => {
 
   test.each(STATUSES)('status %s, pages of 4, newest (by creation) first', async (status) => {
     const pages = await walkTasks(token, { status }, 4);
-    expectPages(pages, expectedIds((task) => task.status === status), 4);
+    expectPages(
+      pages,
+      expectedIds((task) => task.status === status),
+      4,
+    );
     expect(pages.length).toBeGreaterThan(1);
     for (const node of nodesOf(pages)) expect(node.status).toBe(status);
   });
@@ -373,13 +401,21 @@ describe('tasks: updatedSince', () => {
 
   test('combines with status, pages of 2', async () => {
     const pages = await walkTasks(token, { updatedSince: since, status: 'QUEUED' }, 2);
-    expectPages(pages, expectedIds((task) => task.status === 'QUEUED'), 2);
+    expectPages(
+      pages,
+      expectedIds((task) => task.status === 'QUEUED'),
+      2,
+    );
     expect(pages.length).toBeGreaterThan(1);
   });
 
   test('combines with taskType, pages of 2', async () => {
     const pages = await walkTasks(token, { updatedSince: since, taskType: 'SYNC' }, 2);
-    expectPages(pages, expectedIds((task) => task.type === 'SYNC'), 2);
+    expectPages(
+      pages,
+      expectedIds((task) => task.type === 'SYNC'),
+      2,
+    );
     expect(pages.length).toBeGreaterThan(1);
   });
 
@@ -419,7 +455,13 @@ describe('tasks: kind SFN_TASK', () => {
     await sleep(5);
     for (let i = 0; i < 8; i++) {
       const size = i === 0 ? 25 : 3 + i;
-      sfn.push(await createSfnTask(token, i % 2 === 0 ? 'IMPORT' : 'EXPORT', Array.from({ length: size }, (_, n) => ({ n }))));
+      sfn.push(
+        await createSfnTask(
+          token,
+          i % 2 === 0 ? 'IMPORT' : 'EXPORT',
+          Array.from({ length: size }, (_, n) => ({ n })),
+        ),
+      );
     }
     for (const i of [1, 2, 4, 5]) sfn[i] = await setStatus(token, sfn[i]!.id, 'QUEUED');
     // Sub-tasks: CREATED, same type as their parent, written after `since`, so any
@@ -427,8 +469,7 @@ describe('tasks: kind SFN_TASK', () => {
     for (const parent of sfn) await writeSubTasks(parent);
   });
 
-  const expectedIds = (match: (task: ApiTask) => boolean = () => true) =>
-    reversed(sfn.filter(match)).map((task) => task.id);
+  const expectedIds = (match: (task: ApiTask) => boolean = () => true) => reversed(sfn.filter(match)).map((task) => task.id);
 
   test('sub-tasks are stored and readable', async () => {
     const page = ok<Connection>(await listSubTasks(token, sfn[0]!.id, 100), 'subTasks');
@@ -467,9 +508,7 @@ describe('tasks: kind SFN_TASK', () => {
 
   test('with updatedSince lists only parents, most recently changed first', async () => {
     const pages = await walkTasks(token, { kind: 'SFN_TASK', updatedSince: since }, 3);
-    const expected = [...sfn]
-      .sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0))
-      .map((task) => task.id);
+    const expected = [...sfn].sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0)).map((task) => task.id);
     // Ties in updatedAt could order either way; compare the set, then the order of instants.
     expect(new Set(idsOf(pages))).toEqual(new Set(expected));
     expectPages(pages, idsOf(pages), 3);
@@ -486,9 +525,17 @@ describe('tasks: kind SFN_TASK', () => {
 
   test('the TASK listing never includes Step Functions tasks or their sub-tasks', async () => {
     const all = await walkTasks(token, undefined, 4);
-    expectPages(all, reversed(plain).map((task) => task.id), 4);
+    expectPages(
+      all,
+      reversed(plain).map((task) => task.id),
+      4,
+    );
     const imports = await walkTasks(token, { taskType: 'IMPORT' }, 2);
-    expectPages(imports, reversed(plain.filter((task) => task.type === 'IMPORT')).map((task) => task.id), 2);
+    expectPages(
+      imports,
+      reversed(plain.filter((task) => task.type === 'IMPORT')).map((task) => task.id),
+      2,
+    );
     const created = await walkTasks(token, { status: 'CREATED', updatedSince: '2000-01-01T00:00:00.000Z' }, 4);
     expect(new Set(idsOf(created))).toEqual(new Set(plain.map((task) => task.id)));
     for (const node of [...nodesOf(all), ...nodesOf(imports), ...nodesOf(created)]) expect(node.kind).toBe('TASK');
@@ -547,7 +594,11 @@ describe('subTasks', () => {
 
   test("lists only the given parent's sub-tasks", async () => {
     const pages = await walkSubTasks(token, other.id, 2);
-    expectPages(pages, [0, 1, 2].map((i) => `${other.id}#${i}`), 2);
+    expectPages(
+      pages,
+      [0, 1, 2].map((i) => `${other.id}#${i}`),
+      2,
+    );
     expect(nodesOf(pages).map((node) => node.input)).toEqual(['x', 'y', 'z']);
   });
 
@@ -571,7 +622,11 @@ describe('subTasks', () => {
     const unmarked = await createSfnTask(token, 'IMPORT', input.slice(0, 12));
     // As the original writes a parent: no failure policy (which marks a parent created here).
     const created = (await app.store.get(unmarked))!;
-    const stored = await app.store.update({ ...created, version: created.version + 1 }, { failurePolicy: null }, { version: created.version });
+    const stored = await app.store.update(
+      { ...created, version: created.version + 1 },
+      { failurePolicy: null },
+      { version: created.version },
+    );
     // Written without parentId or subTaskIndex, as the original writes them: the sub-task index never sees them.
     await app.store.putSubTasks(subTasksOf(stored).map(({ parentId: _p, subTaskIndex: _i, ...sub }) => sub as typeof sub & Task));
     const keyOrder = Array.from({ length: 12 }, (_, i) => `${unmarked.id}#${i}`).sort();
@@ -584,7 +639,11 @@ describe('subTasks', () => {
     const first = ok<Connection>(await listSubTasks(token, unmarked.id, 2), 'subTasks');
     expect(errorCode(await listSubTasks(token, other.id, 2, first.pageInfo.endCursor))).toBe('BAD_USER_INPUT');
     const alsoCreated = await createSfnTask(token, 'IMPORT', [1]);
-    const alsoUnmarked = await app.store.update({ ...(await app.store.get(alsoCreated))!, version: 2 }, { failurePolicy: null }, { version: 1 });
+    const alsoUnmarked = await app.store.update(
+      { ...(await app.store.get(alsoCreated))!, version: 2 },
+      { failurePolicy: null },
+      { version: 1 },
+    );
     expect(errorCode(await listSubTasks(token, alsoUnmarked.id, 2, first.pageInfo.endCursor))).toBe('BAD_USER_INPUT');
   });
 });
@@ -612,9 +671,7 @@ describe('tasks: a status change moves a task between listings', () => {
     expect(await ids({ status: 'CREATED' })).toEqual(rest);
     expect(await ids({ taskType: 'MOVE', status: 'CREATED' })).toEqual(rest);
     const queued = ok<Connection>(await listTasks(token, { status: 'QUEUED' }), 'tasks');
-    expect(queued.edges.map((edge) => edge.node)).toEqual([
-      expect.objectContaining({ id: moving.id, status: 'QUEUED', version: 2 }),
-    ]);
+    expect(queued.edges.map((edge) => edge.node)).toEqual([expect.objectContaining({ id: moving.id, status: 'QUEUED', version: 2 })]);
     expect(await ids({ taskType: 'MOVE', status: 'QUEUED' })).toEqual([moving.id]);
 
     await setStatus(token, moving.id, 'PROCESSING');

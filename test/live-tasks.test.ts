@@ -2,14 +2,7 @@
  * LiveTasks over fakes: shared executions answer as no subscriber, token
  * expiry on an injected clock, and the SSE sink yoga pulls from.
  */
-import {
-  GraphQLObjectType,
-  GraphQLSchema,
-  GraphQLString,
-  parse,
-  subscribe as graphqlSubscribe,
-  type GraphQLError,
-} from 'graphql';
+import { GraphQLObjectType, GraphQLSchema, GraphQLString, parse, subscribe as graphqlSubscribe, type GraphQLError } from 'graphql';
 import { describe, expect, test } from 'vitest';
 import { TaskError } from '../src/errors.js';
 import { IteratorSink } from '../src/live/iterator-sink.js';

@@ -7,11 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
 import { mintToken } from '../src/auth/mint-token.js';
-import {
-  SLOW_CONSUMER_CLOSE_CODE,
-  TOKEN_EXPIRED_CLOSE_CODE,
-  TOO_MANY_CONNECTIONS_CLOSE_CODE,
-} from '../src/live/close-codes.js';
+import { SLOW_CONSUMER_CLOSE_CODE, TOKEN_EXPIRED_CLOSE_CODE, TOO_MANY_CONNECTIONS_CLOSE_CODE } from '../src/live/close-codes.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { FakeClock } from './helpers/live-fakes.js';
 import { SUBSCRIBE, subscribeSse, subscribeWs, wsClient } from './helpers/live.js';
@@ -372,10 +368,7 @@ describe('quotas', () => {
     client.subscribe('1');
     await until(() => quota.metrics.subscriptions.get() === before + 1, 'subscription 1 to start');
     client.subscribe('2');
-    await until(
-      () => quota.metrics.subscriptions.get() === before + 2 || client.errors('2').length > 0,
-      'subscription 2 to start or fail',
-    );
+    await until(() => quota.metrics.subscriptions.get() === before + 2 || client.errors('2').length > 0, 'subscription 2 to start or fail');
     expect(client.errors('2')).toEqual([]);
 
     client.subscribe('3');
@@ -511,7 +504,10 @@ describe('slow consumers', () => {
     for (const task of tasks) {
       const versions = events.filter((e) => e.task.id === task.id).map((e) => e.task.version);
       // Strictly increasing, the final version last, and not every version (some were coalesced away).
-      expect(versions.every((v, i) => i === 0 || v > versions[i - 1]!), `versions of ${task.id}: ${versions}`).toBe(true);
+      expect(
+        versions.every((v, i) => i === 0 || v > versions[i - 1]!),
+        `versions of ${task.id}: ${versions}`,
+      ).toBe(true);
       expect(versions.at(-1)).toBe(finals.get(task.id));
       // Attributes merge: the last event carries the final update's marker.
       const last = events.filter((e) => e.task.id === task.id).at(-1);
@@ -557,8 +553,7 @@ describe('slow consumers', () => {
     client.socket.resume();
     expect(await client.closedWithin(15_000)).toEqual({ code: SLOW_CONSUMER_CLOSE_CODE, reason: 'Slow consumer' });
     await until(
-      () =>
-        slow.metrics.subscriptions.get() === before.subscriptions && slow.metrics.connections.get() === before.connections,
+      () => slow.metrics.subscriptions.get() === before.subscriptions && slow.metrics.connections.get() === before.connections,
       () => `gauges back to ${JSON.stringify(before)}, are ${slow.metrics.connections.get()}/${slow.metrics.subscriptions.get()}`,
     );
     // The client never got a cold task's event: the queue holding them was failed.
@@ -628,8 +623,7 @@ describe('GET /metrics', () => {
     return { text, samples, contentType: response.headers.get('content-type') };
   }
 
-  const value = (samples: Sample[], name: string, labels = '') =>
-    samples.find((s) => s.name === name && s.labels === labels)?.value;
+  const value = (samples: Sample[], name: string, labels = '') => samples.find((s) => s.name === name && s.labels === labels)?.value;
 
   test('exposes the live series in the text format, and delivered counts rise when an event reaches a subscriber', async () => {
     const first = await scrape(main);
@@ -638,7 +632,10 @@ describe('GET /metrics', () => {
     for (const [name, type] of Object.entries(NAMES)) {
       expect(first.text).toMatch(new RegExp(`^# HELP ${name} \\S.*$`, 'm'));
       expect(first.text).toMatch(new RegExp(`^# TYPE ${name} ${type}$`, 'm'));
-      expect(first.samples.some((s) => s.name === name), `a sample of ${name}`).toBe(true);
+      expect(
+        first.samples.some((s) => s.name === name),
+        `a sample of ${name}`,
+      ).toBe(true);
     }
 
     const token = await main.token('metrics');
@@ -704,6 +701,10 @@ describe('teardown of idle subscriptions', () => {
     const sse = subscribeSse(main.url, token);
     await until(() => main.metrics.connections.get() === before + 1, 'the SSE subscription to take a slot');
     sse.stop();
-    await until(() => main.metrics.connections.get() === before, () => `connections back to ${before}, are ${main.metrics.connections.get()}`, 2_000);
+    await until(
+      () => main.metrics.connections.get() === before,
+      () => `connections back to ${before}, are ${main.metrics.connections.get()}`,
+      2_000,
+    );
   });
 });

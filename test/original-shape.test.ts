@@ -66,7 +66,11 @@ async function seedOriginal(tenantCode: string) {
     CALLER,
     at(0),
   );
-  const created = await original.createStepFunctionTask({ tenantCode, taskType: 'IMPORT', name: 'Import rows', input: ROWS }, CALLER, at(1));
+  const created = await original.createStepFunctionTask(
+    { tenantCode, taskType: 'IMPORT', name: 'Import rows', input: ROWS },
+    CALLER,
+    at(1),
+  );
   const { parent, subTasks } = await original.startStepFunctionTask(created, at(2));
   return { task, parent, subTasks };
 }
@@ -114,14 +118,22 @@ const backfill = async () => {
 async function replayed(token: string, streams: Collected[], create: { mutation: string; field: string; input: Record<string, unknown> }) {
   const marker = ok(await app.gql(create.mutation, { input: create.input }, token))[create.field].id as string;
   for (const stream of streams) {
-    await until('the marker', () => stream.events.length, () => stream.events.some((e) => e.task.id === marker) || stream.completed);
+    await until(
+      'the marker',
+      () => stream.events.length,
+      () => stream.events.some((e) => e.task.id === marker) || stream.completed,
+    );
   }
   ok(await app.gql(UPDATE_STATUS, { input: { id: marker, status: 'QUEUED' } }, token));
   return {
     marker,
     events: await Promise.all(
       streams.map(async (stream) => {
-        await until('the marker’s change', () => stream.events.length, () => stream.events.some((e) => e.task.id === marker && e.task.version === 2) || stream.completed);
+        await until(
+          'the marker’s change',
+          () => stream.events.length,
+          () => stream.events.some((e) => e.task.id === marker && e.task.version === 2) || stream.completed,
+        );
         expect(stream.errors).toEqual([]);
         stream.stop();
         return stream.events.filter((e) => e.task.id !== marker);
@@ -294,14 +306,14 @@ describe('a Step Functions task this service writes', () => {
 
   beforeAll(async () => {
     token = await execApp.token('svc-sfn', { userId: 'carol' });
-    const created = await execApp.gql(
-      CREATE_SFN_TASK,
-      { input: { taskType: 'ECHO', input: ROWS } },
-      token,
-      { 'x-request-id': REQUEST_ID },
-    );
+    const created = await execApp.gql(CREATE_SFN_TASK, { input: { taskType: 'ECHO', input: ROWS } }, token, { 'x-request-id': REQUEST_ID });
     parentId = ok(created).createStepFunctionTask.id;
-    await until('the parent to complete', async () => (await readTask(token, parentId, execApp)).status, (s) => s === 'COMPLETED', 20_000);
+    await until(
+      'the parent to complete',
+      async () => (await readTask(token, parentId, execApp)).status,
+      (s) => s === 'COMPLETED',
+      20_000,
+    );
     const key = { pk: parentId.split('#').slice(0, 2).join('#'), sk: parentId.split('#').slice(2).join('#') };
     rawParent = await rawItem(key, execDynamo.doc, execApp.store.tableName);
     rawSubs = await Promise.all(ROWS.map((_, i) => rawItem({ pk: key.pk, sk: `${key.sk}#${i}` }, execDynamo.doc, execApp.store.tableName)));
@@ -441,7 +453,7 @@ describe('tasks(filter) and since-replay, before and after the backfill', () => 
     }
   });
 
-  test("after an original-style status update, a status filter never lists the task under the status it left", async () => {
+  test('after an original-style status update, a status filter never lists the task under the status it left', async () => {
     await original.updateStatus(b, 'PROCESSING', { progress: { current: 1, total: 2 } }, at(10), FINISHER);
     // The original moved the status, not the list keys: the index entry under CREATED is stale.
     expect(await rawItem(b)).toMatchObject({ status: 'PROCESSING', version: 0, listStatusKey: `TASK#${TENANT}#CREATED` });
@@ -486,7 +498,11 @@ describe('updateStatus through this service on an original item', () => {
     await original.updateStatus(task, 'PROCESSING', { progress: { current: 1, total: 4 } }, at(1), FINISHER);
 
     const updated = ok(
-      await app.gql(UPDATE_STATUS, { input: { id: task.id, status: 'PROCESSING', attributes: { note: 'svc' }, expectedVersion: 0 } }, token),
+      await app.gql(
+        UPDATE_STATUS,
+        { input: { id: task.id, status: 'PROCESSING', attributes: { note: 'svc' }, expectedVersion: 0 } },
+        token,
+      ),
     ).updateStatus;
     expect(updated).toMatchObject({
       status: 'PROCESSING',
@@ -542,7 +558,9 @@ describe('updateStatus through this service on an original item', () => {
       await app.gql(UPDATE_STATUS, { input: { id: task.id, status: 'QUEUED', attributes: { step: 1 }, expectedVersion: 0 } }, token),
     ).updateStatus;
     expect(first).toMatchObject({ status: 'QUEUED', version: 1, attributes: { step: 1 } });
-    const second = ok(await app.gql(UPDATE_STATUS, { input: { id: task.id, status: 'PROCESSING', expectedVersion: 1 } }, token)).updateStatus;
+    const second = ok(
+      await app.gql(UPDATE_STATUS, { input: { id: task.id, status: 'PROCESSING', expectedVersion: 1 } }, token),
+    ).updateStatus;
     expect(second).toMatchObject({ status: 'PROCESSING', version: 2, attributes: { step: 1 } });
     expect(await rawItem(task)).toMatchObject({ version: 2, attributes: { step: 1 }, listTypeStatusKey: `TASK#${TENANT}#BARE#PROCESSING` });
   });
@@ -571,7 +589,12 @@ describe('cancelTask of an original task', () => {
   test('a task: FAILED with error CANCELLED, version 1, list keys written', async () => {
     const task = await original.createTask({ tenantCode: TENANT, taskType: 'REPORT', input: {} }, CALLER, at(0));
     const cancelled = ok(await app.gql(CANCEL, { id: task.id }, token)).cancelTask;
-    expect(cancelled).toMatchObject({ id: task.id, status: 'FAILED', version: 1, attributes: { error: { code: 'CANCELLED', by: 'canceller' } } });
+    expect(cancelled).toMatchObject({
+      id: task.id,
+      status: 'FAILED',
+      version: 1,
+      attributes: { error: { code: 'CANCELLED', by: 'canceller' } },
+    });
     expect(await rawItem(task)).toMatchObject({ status: 'FAILED', version: 1, listStatusKey: `TASK#${TENANT}#FAILED` });
     expect(await listIds(token, { status: 'FAILED' })).toEqual([task.id]);
     expect(errorCode(await app.gql(CANCEL, { id: task.id }, token))).toBe('INVALID_TRANSITION');
@@ -603,9 +626,9 @@ describe('cancelTask of an original task', () => {
     });
     // Its list of sub-tasks, as the original keeps it, shows where each ended.
     const byKey = (refs: Item[]) => [...refs].sort((x, y) => (x.sk < y.sk ? -1 : 1));
-    expect.soft(byKey(final.attributes.subTasks ?? [])).toEqual(
-      byKey(subTasks.map((sub, index) => ({ pk: sub.pk, sk: sub.sk, status: index === 3 ? 'COMPLETED' : 'FAILED' }))),
-    );
+    expect
+      .soft(byKey(final.attributes.subTasks ?? []))
+      .toEqual(byKey(subTasks.map((sub, index) => ({ pk: sub.pk, sk: sub.sk, status: index === 3 ? 'COMPLETED' : 'FAILED' }))));
     expect(await rawItem(parent)).not.toHaveProperty('pendingSweep');
   });
 });
@@ -629,7 +652,15 @@ describe('taskStatusChanged over the original’s items', () => {
         [parent.id, true, null, 'task-status'],
         [sub.id, true, null, 'sub-task-status'],
       ]);
-      expect(snapshot[0].task).toMatchObject({ status: 'CREATED', version: 0, attempt: null, attributes: {}, kind: 'TASK', parentId: null, updatedAt: iso(at(0)) });
+      expect(snapshot[0].task).toMatchObject({
+        status: 'CREATED',
+        version: 0,
+        attempt: null,
+        attributes: {},
+        kind: 'TASK',
+        parentId: null,
+        updatedAt: iso(at(0)),
+      });
       expect(snapshot[1].task).toMatchObject({
         status: 'PROCESSING',
         version: 0,
@@ -687,7 +718,12 @@ describe('taskStatusChanged over the original’s items', () => {
     ok(await app.gql(UPDATE_STATUS, { input: { id: sub.id, status: 'PROCESSING', expectedVersion: 0 } }, token));
     for (const stream of [ws, sse]) {
       const events = await stream.waitFor(14);
-      expect(events[13]).toMatchObject({ replayed: false, action: 'sub-task-status', previousStatus: 'CREATED', task: { id: sub.id, version: 1, status: 'PROCESSING', parentId: parent.id } });
+      expect(events[13]).toMatchObject({
+        replayed: false,
+        action: 'sub-task-status',
+        previousStatus: 'CREATED',
+        task: { id: sub.id, version: 1, status: 'PROCESSING', parentId: parent.id },
+      });
       stream.stop();
     }
   });

@@ -1,10 +1,4 @@
-import {
-  PublishCommand,
-  SNSClient,
-  SubscribeCommand,
-  UnsubscribeCommand,
-  type PublishCommandInput,
-} from '@aws-sdk/client-sns';
+import { PublishCommand, SNSClient, SubscribeCommand, UnsubscribeCommand, type PublishCommandInput } from '@aws-sdk/client-sns';
 import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { startApp } from '../src/app.js';
@@ -384,7 +378,11 @@ describe('SNS deliveries reach the WebSocket subscribers of two replicas', () =>
   async function marker(): Promise<number> {
     const version = nextVersionOfA++;
     const counts = clients().map((ws) => ws.events.length);
-    const envelope = standIn.signedNotification({ topicArn: TOPIC, message: newerOf(taskA, version, 'PROCESSING', { marker: version }), version: '1' });
+    const envelope = standIn.signedNotification({
+      topicArn: TOPIC,
+      message: newerOf(taskA, version, 'PROCESSING', { marker: version }),
+      version: '1',
+    });
     expect(await fanOut(envelope)).toEqual([200, 200]);
     await Promise.all(clients().map((ws, i) => ws.waitFor(counts[i]! + 1)));
     for (const ws of clients()) expect(ws.events.at(-1).task).toMatchObject({ id: taskA.id, version });
@@ -442,7 +440,10 @@ describe('SNS deliveries reach the WebSocket subscribers of two replicas', () =>
     const version = nextVersionOfA++; // a version the subscribers would take as new
     const genuine = newerOf(taskA, version, 'PROCESSING');
     const signed = standIn.signedNotification({ topicArn: TOPIC, message: genuine, version: '2' });
-    const tampered = { ...signed, Message: JSON.stringify({ ...genuine, content: { status: 'COMPLETED', attributes: { result: 'forged' } } }) };
+    const tampered = {
+      ...signed,
+      Message: JSON.stringify({ ...genuine, content: { status: 'COMPLETED', attributes: { result: 'forged' } } }),
+    };
     expect(await fanOut(tampered)).toEqual([403, 403]);
 
     const after = await marker();
@@ -502,7 +503,13 @@ describe('NOTIFICATIONS=stream: the table stream publishes, the service does not
   beforeAll(async () => {
     sns.on(PublishCommand).resolves({ MessageId: 'published' });
     app = await startTestApp(
-      { TASK_EXECUTION: 'true', EXAMPLE_HANDLERS: 'false', SNS_TOPIC_ARN: TOPIC, SNS_ALARM_TOPIC_ARN: ALARM_TOPIC, NOTIFICATIONS: 'stream' },
+      {
+        TASK_EXECUTION: 'true',
+        EXAMPLE_HANDLERS: 'false',
+        SNS_TOPIC_ARN: TOPIC,
+        SNS_ALARM_TOPIC_ARN: ALARM_TOPIC,
+        NOTIFICATIONS: 'stream',
+      },
       { sns: client },
     );
   });

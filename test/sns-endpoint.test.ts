@@ -342,7 +342,9 @@ describe('SNS endpoint: notifications', () => {
   it('fetches the certificate once for many messages', async () => {
     const sns = await startEndpoint();
     const before = certFetches();
-    const concurrent = await Promise.all([1, 2, 3, 4, 5].map((n) => sns.post(sign(notification(payload(n)), { version: n % 2 ? '1' : '2' }))));
+    const concurrent = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => sns.post(sign(notification(payload(n)), { version: n % 2 ? '1' : '2' }))),
+    );
     for (const n of [6, 7, 8]) expect((await sns.post(sign(notification(payload(n))))).status).toBe(200);
     expect(concurrent.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     expect(certFetches() - before).toBe(1);
@@ -424,13 +426,29 @@ describe('SNS endpoint: subscription', () => {
 describe('SNS signature pieces', () => {
   it('builds the canonical string in the documented order', () => {
     expect(
-      stringToSign({ Type: 'Notification', MessageId: 'm1', TopicArn: 't', Message: 'hello', Timestamp: 'ts', Subject: 's', Signature: 'x' }),
+      stringToSign({
+        Type: 'Notification',
+        MessageId: 'm1',
+        TopicArn: 't',
+        Message: 'hello',
+        Timestamp: 'ts',
+        Subject: 's',
+        Signature: 'x',
+      }),
     ).toBe('Message\nhello\nMessageId\nm1\nSubject\ns\nTimestamp\nts\nTopicArn\nt\nType\nNotification\n');
     expect(stringToSign({ Type: 'Notification', MessageId: 'm1', TopicArn: 't', Message: 'hello', Timestamp: 'ts' })).toBe(
       'Message\nhello\nMessageId\nm1\nTimestamp\nts\nTopicArn\nt\nType\nNotification\n',
     );
     expect(
-      stringToSign({ Type: 'SubscriptionConfirmation', MessageId: 'm', TopicArn: 't', Message: 'hi', Timestamp: 'ts', Token: 'k', SubscribeURL: 'u' }),
+      stringToSign({
+        Type: 'SubscriptionConfirmation',
+        MessageId: 'm',
+        TopicArn: 't',
+        Message: 'hi',
+        Timestamp: 'ts',
+        Token: 'k',
+        SubscribeURL: 'u',
+      }),
     ).toBe('Message\nhi\nMessageId\nm\nSubscribeURL\nu\nTimestamp\nts\nToken\nk\nTopicArn\nt\nType\nSubscriptionConfirmation\n');
     expect(stringToSign({ Type: 'Notification', MessageId: 'm1', TopicArn: 't', Timestamp: 'ts' })).toBeUndefined();
     expect(stringToSign({ Type: 'Other', MessageId: 'm1', TopicArn: 't', Message: 'x', Timestamp: 'ts' })).toBeUndefined();

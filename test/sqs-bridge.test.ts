@@ -110,19 +110,23 @@ describe('the bridge at the SDK boundary', () => {
     const sqs = mockClient(sqsClient);
     const order: string[] = [];
     // Answers are promises, as the SDK's send returns.
-    const noting = <T>(name: string, answer: (input: any) => T) => async (input: any) => {
-      order.push(name);
-      return answer(input);
-    };
+    const noting =
+      <T>(name: string, answer: (input: any) => T) =>
+      async (input: any) => {
+        order.push(name);
+        return answer(input);
+      };
     sqs.on(CreateQueueCommand).callsFake(noting('CreateQueue', (input) => ({ QueueUrl: queueUrlOf(input.QueueName) })));
-    sqs.on(GetQueueAttributesCommand).callsFake(
-      noting('GetQueueAttributes', (input) => ({ Attributes: { QueueArn: queueArnOf(input.QueueUrl.split('/').pop()) } })),
-    );
+    sqs
+      .on(GetQueueAttributesCommand)
+      .callsFake(noting('GetQueueAttributes', (input) => ({ Attributes: { QueueArn: queueArnOf(input.QueueUrl.split('/').pop()) } })));
     sqs.on(SetQueueAttributesCommand).callsFake(noting('SetQueueAttributes', () => ({})));
     sqs.on(TagQueueCommand).callsFake(noting('TagQueue', () => ({})));
-    sqs.on(DeleteMessageBatchCommand).callsFake(
-      noting('DeleteMessageBatch', (input) => ({ Successful: input.Entries.map((entry: any) => ({ Id: entry.Id })), Failed: [] })),
-    );
+    sqs
+      .on(DeleteMessageBatchCommand)
+      .callsFake(
+        noting('DeleteMessageBatch', (input) => ({ Successful: input.Entries.map((entry: any) => ({ Id: entry.Id })), Failed: [] })),
+      );
     sqs.on(DeleteQueueCommand).callsFake(noting('DeleteQueue', () => ({})));
     sqs.on(ReceiveMessageCommand).callsFake(
       noting('ReceiveMessage', async () => {
@@ -219,7 +223,11 @@ describe('the bridge at the SDK boundary', () => {
         delivered.push(body);
       },
     });
-    await until('the batch delete', () => sqs.commandCalls(DeleteMessageBatchCommand).length, (n) => n > 0);
+    await until(
+      'the batch delete',
+      () => sqs.commandCalls(DeleteMessageBatchCommand).length,
+      (n) => n > 0,
+    );
 
     const receives = sqs.commandCalls(ReceiveMessageCommand);
     expect(receives[0]!.args[0].input).toEqual({ QueueUrl: bridge.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 20 });
@@ -247,22 +255,28 @@ describe('the bridge at the SDK boundary', () => {
     );
     // The long poll goes on.
     const count = receives.length;
-    await until('another receive', () => sqs.commandCalls(ReceiveMessageCommand).length, (n) => n > count);
+    await until(
+      'another receive',
+      () => sqs.commandCalls(ReceiveMessageCommand).length,
+      (n) => n > count,
+    );
   });
 
   test('a failed receive is logged and retried after a pause that doubles', async () => {
     const { sqs, log, start } = setup();
     const at: number[] = [];
-    sqs
-      .on(ReceiveMessageCommand)
-      .callsFake(async () => {
-        at.push(Date.now());
-        if (at.length <= 2) throw new Error('Throttling');
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        return {};
-      });
+    sqs.on(ReceiveMessageCommand).callsFake(async () => {
+      at.push(Date.now());
+      if (at.length <= 2) throw new Error('Throttling');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return {};
+    });
     await start({ receiveErrorDelayMs: 60 });
-    await until('the third receive', () => at.length, (n) => n >= 3);
+    await until(
+      'the third receive',
+      () => at.length,
+      (n) => n >= 3,
+    );
     expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(55);
     expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(115);
     expect(log.error).toHaveBeenCalledWith(
@@ -270,7 +284,11 @@ describe('the bridge at the SDK boundary', () => {
       expect.objectContaining({ retryInMs: 60 }),
       expect.objectContaining({ message: 'Throttling' }),
     );
-    expect(log.error).toHaveBeenCalledWith('sqs bridge: receiving failed; retrying', expect.objectContaining({ retryInMs: 120 }), expect.anything());
+    expect(log.error).toHaveBeenCalledWith(
+      'sqs bridge: receiving failed; retrying',
+      expect.objectContaining({ retryInMs: 120 }),
+      expect.anything(),
+    );
   });
 
   test('stop() aborts the long poll at once, then sends Unsubscribe and DeleteQueue, in that order, once', async () => {
@@ -281,13 +299,25 @@ describe('the bridge at the SDK boundary', () => {
       return new Promise(() => {});
     });
     const bridge = await start();
-    await until('the long poll', () => sqs.commandCalls(ReceiveMessageCommand).length, (n) => n === 1);
+    await until(
+      'the long poll',
+      () => sqs.commandCalls(ReceiveMessageCommand).length,
+      (n) => n === 1,
+    );
 
     const began = Date.now();
     await Promise.all([bridge.stop(), bridge.stop()]);
     expect(Date.now() - began).toBeLessThan(1000);
     expect(sendOptionsOf(sqs.commandCalls(ReceiveMessageCommand)[0]!)?.abortSignal?.aborted).toBe(true);
-    expect(order).toEqual(['CreateQueue', 'GetQueueAttributes', 'SetQueueAttributes', 'Subscribe', 'ReceiveMessage', 'Unsubscribe', 'DeleteQueue']);
+    expect(order).toEqual([
+      'CreateQueue',
+      'GetQueueAttributes',
+      'SetQueueAttributes',
+      'Subscribe',
+      'ReceiveMessage',
+      'Unsubscribe',
+      'DeleteQueue',
+    ]);
     expect(sns.commandCalls(UnsubscribeCommand).map((call) => call.args[0].input)).toEqual([{ SubscriptionArn: SUBSCRIPTION }]);
     expect(sqs.commandCalls(DeleteQueueCommand).map((call) => call.args[0].input)).toEqual([{ QueueUrl: bridge.queueUrl }]);
     await bridge.stop();
@@ -314,7 +344,11 @@ describe('the bridge at the SDK boundary', () => {
       QueueUrl: bridge.queueUrl,
       Tags: { heartbeat: '2030-01-01T00:01:01.000Z' },
     });
-    await until('periodic heartbeats', () => sqs.commandCalls(TagQueueCommand).length, (n) => n >= 3);
+    await until(
+      'periodic heartbeats',
+      () => sqs.commandCalls(TagQueueCommand).length,
+      (n) => n >= 3,
+    );
     for (const call of sqs.commandCalls(TagQueueCommand)) expect(Object.keys(call.args[0].input.Tags!)).toEqual(['heartbeat']);
   });
 
@@ -335,10 +369,16 @@ describe('the bridge at the SDK boundary', () => {
       .resolvesOnce({ QueueUrls: [own, queueUrlOf(names.stale), queueUrlOf(names.fresh)], NextToken: 'page-2' })
       .resolvesOnce({ QueueUrls: [queueUrlOf(names.untagged), queueUrlOf(names.otherTopic), queueUrlOf(names.notOurs)] });
     sqs.on(ListQueueTagsCommand, { QueueUrl: own }).resolves({ Tags: { owner: 'replica-1', heartbeat: ago(3_600_000), topic: 'tasks' } });
-    sqs.on(ListQueueTagsCommand, { QueueUrl: queueUrlOf(names.stale) }).resolves({ Tags: { owner: 'dead', heartbeat: ago(301_000), topic: 'tasks' } });
-    sqs.on(ListQueueTagsCommand, { QueueUrl: queueUrlOf(names.fresh) }).resolves({ Tags: { owner: 'alive', heartbeat: ago(60_000), topic: 'tasks' } });
+    sqs
+      .on(ListQueueTagsCommand, { QueueUrl: queueUrlOf(names.stale) })
+      .resolves({ Tags: { owner: 'dead', heartbeat: ago(301_000), topic: 'tasks' } });
+    sqs
+      .on(ListQueueTagsCommand, { QueueUrl: queueUrlOf(names.fresh) })
+      .resolves({ Tags: { owner: 'alive', heartbeat: ago(60_000), topic: 'tasks' } });
     sqs.on(ListQueueTagsCommand, { QueueUrl: queueUrlOf(names.untagged) }).resolves({});
-    sqs.on(ListQueueTagsCommand, { QueueUrl: queueUrlOf(names.otherTopic) }).resolves({ Tags: { heartbeat: ago(3_600_000), topic: 'other' } });
+    sqs
+      .on(ListQueueTagsCommand, { QueueUrl: queueUrlOf(names.otherTopic) })
+      .resolves({ Tags: { heartbeat: ago(3_600_000), topic: 'other' } });
     const staleSubscription = `${TOPIC}:stale-subscription`;
     sns
       .on(ListSubscriptionsByTopicCommand)
@@ -363,9 +403,12 @@ describe('the bridge at the SDK boundary', () => {
     expect(sqs.commandCalls(ListQueueTagsCommand).map((call) => call.args[0].input.QueueUrl)).toEqual(
       [names.stale, names.fresh, names.untagged, names.otherTopic].map(queueUrlOf),
     );
-    expect(sqs.commandCalls(GetQueueAttributesCommand).slice(before.get).map((call) => call.args[0].input)).toEqual([
-      { QueueUrl: queueUrlOf(names.stale), AttributeNames: ['QueueArn'] },
-    ]);
+    expect(
+      sqs
+        .commandCalls(GetQueueAttributesCommand)
+        .slice(before.get)
+        .map((call) => call.args[0].input),
+    ).toEqual([{ QueueUrl: queueUrlOf(names.stale), AttributeNames: ['QueueArn'] }]);
     expect(sns.commandCalls(ListSubscriptionsByTopicCommand).map((call) => call.args[0].input)).toEqual([
       { TopicArn: TOPIC, NextToken: undefined },
       { TopicArn: TOPIC, NextToken: 'subs-2' },
@@ -388,7 +431,11 @@ describe('the bridge at the SDK boundary', () => {
     const { sqs, start } = setup();
     sqs.on(ListQueuesCommand).resolves({ QueueUrls: [] });
     await start({ sweepEveryMs: 40 });
-    await until('two sweeps', () => sqs.commandCalls(ListQueuesCommand).length, (n) => n >= 2);
+    await until(
+      'two sweeps',
+      () => sqs.commandCalls(ListQueuesCommand).length,
+      (n) => n >= 2,
+    );
   });
 
   test('its own queue deleted under it (swept while its heartbeats failed): a new queue and subscription, and polling goes on', async () => {
@@ -397,8 +444,18 @@ describe('the bridge at the SDK boundary', () => {
     const first = { queueUrl: bridge.queueUrl, subscriptionArn: bridge.subscriptionArn };
     sqs.on(ReceiveMessageCommand, { QueueUrl: first.queueUrl }).rejects(new QueueDoesNotExist({ message: 'gone', $metadata: {} }));
     sns.on(SubscribeCommand).resolves({ SubscriptionArn: `${TOPIC}:second` });
-    await until('a second queue', () => sqs.commandCalls(CreateQueueCommand).length, (n) => n === 2);
-    await until('a receive on the new queue', () => bridge.queueUrl !== first.queueUrl && sqs.commandCalls(ReceiveMessageCommand).some((call) => call.args[0].input.QueueUrl === bridge.queueUrl), Boolean);
+    await until(
+      'a second queue',
+      () => sqs.commandCalls(CreateQueueCommand).length,
+      (n) => n === 2,
+    );
+    await until(
+      'a receive on the new queue',
+      () =>
+        bridge.queueUrl !== first.queueUrl &&
+        sqs.commandCalls(ReceiveMessageCommand).some((call) => call.args[0].input.QueueUrl === bridge.queueUrl),
+      Boolean,
+    );
     expect(bridge.subscriptionArn).toBe(`${TOPIC}:second`);
     expect(sns.commandCalls(UnsubscribeCommand).map((call) => call.args[0].input)).toEqual([{ SubscriptionArn: first.subscriptionArn }]);
     expect(sqs.commandCalls(CreateQueueCommand)[1]!.args[0].input.QueueName).toMatch(BRIDGE_NAME);
@@ -435,7 +492,7 @@ describe('two servers hear each other through SNS and per-replica SQS queues (in
 
   const queueOfApp = (n: number) => broker.queues().filter((queue) => BRIDGE_NAME.test(queue.name))[n]!;
 
-  test("each replica has its own queue, subscribed with raw delivery; an updateStatus on A reaches a WebSocket subscriber of B", async () => {
+  test('each replica has its own queue, subscribed with raw delivery; an updateStatus on A reaches a WebSocket subscriber of B', async () => {
     expect(broker.queues().map((queue) => queue.name)).toEqual([expect.stringMatching(BRIDGE_NAME), expect.stringMatching(BRIDGE_NAME)]);
     expect(broker.subscriptions(topic).map((s) => [s.protocol, s.endpoint, s.attributes.RawMessageDelivery])).toEqual([
       ['sqs', queueOfApp(0).arn, 'true'],
@@ -447,7 +504,11 @@ describe('two servers hear each other through SNS and per-replica SQS queues (in
     const task = created.data!.createTask;
 
     const onB = subscribeWs(wsClient(b.url, token));
-    await until('the subscription on B', () => b.metrics.subscriptions.get(), (n) => n >= 1);
+    await until(
+      'the subscription on B',
+      () => b.metrics.subscriptions.get(),
+      (n) => n >= 1,
+    );
 
     const updated = await a.gql(UPDATE_STATUS, { input: { id: task.id, status: 'PROCESSING', attributes: { progress: 30 } } }, token);
     expect(updated.errors).toBeUndefined();
@@ -459,7 +520,11 @@ describe('two servers hear each other through SNS and per-replica SQS queues (in
 
     // It came through B's queue: received there and deleted; nothing was refused by a queue policy.
     const bQueue = queueOfApp(1);
-    await until('the delete on B', () => broker.log.some((entry) => entry.command === 'DeleteMessageBatchCommand' && entry.input.QueueUrl === bQueue.url), Boolean);
+    await until(
+      'the delete on B',
+      () => broker.log.some((entry) => entry.command === 'DeleteMessageBatchCommand' && entry.input.QueueUrl === bQueue.url),
+      Boolean,
+    );
     expect(broker.refused).toEqual([]);
     expect(broker.log.filter((entry) => entry.command === 'PublishCommand').length).toBeGreaterThanOrEqual(2);
   });
@@ -470,7 +535,9 @@ describe('two servers hear each other through SNS and per-replica SQS queues (in
     await b.stop();
     expect(broker.queues().map((queue) => queue.url)).toEqual([aQueue.url]);
     expect(broker.subscriptions(topic).map((s) => s.endpoint)).toEqual([aQueue.arn]);
-    const unsubscribeAt = broker.log.findIndex((e) => e.command === 'UnsubscribeCommand' && e.input.SubscriptionArn === bSubscription.subscriptionArn);
+    const unsubscribeAt = broker.log.findIndex(
+      (e) => e.command === 'UnsubscribeCommand' && e.input.SubscriptionArn === bSubscription.subscriptionArn,
+    );
     const deleteAt = broker.log.findIndex((e) => e.command === 'DeleteQueueCommand' && e.input.QueueUrl === bQueue.url);
     expect(unsubscribeAt).toBeGreaterThanOrEqual(0);
     expect(deleteAt).toBeGreaterThan(unsubscribeAt);

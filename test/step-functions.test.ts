@@ -18,15 +18,7 @@ import type { LocalExecutions } from '../src/worker/local-executions.js';
 import { HandlerRegistry, type TaskHandler } from '../src/worker/handlers.js';
 import { StepFunctionTasks } from '../src/worker/step-function-tasks.js';
 import { executionName, type ExecutionInput } from '../src/worker/sub-task-executions.js';
-import {
-  CREATE_SFN_TASK,
-  CREATE_TASK,
-  GET_TASK,
-  LIST_SUB_TASKS,
-  TEST_SECRET,
-  startTestApp,
-  type TestApp,
-} from './helpers/app.js';
+import { CREATE_SFN_TASK, CREATE_TASK, GET_TASK, LIST_SUB_TASKS, TEST_SECRET, startTestApp, type TestApp } from './helpers/app.js';
 import { until } from './helpers/wait.js';
 import { subscribeWs, wsClient, type Collected } from './helpers/live.js';
 
@@ -151,7 +143,9 @@ const countsOf = (task: { attributes: Record<string, any> }) => ({
  */
 async function settled(id: string, total = N) {
   let since = { version: -1, at: Date.now() };
-  await until(`${id} to settle`, async () => {
+  await until(
+    `${id} to settle`,
+    async () => {
       const task = await getTask(id);
       if (task.version !== since.version) since = { version: task.version, at: Date.now() };
       return {
@@ -162,11 +156,14 @@ async function settled(id: string, total = N) {
         // A sweep (cancel, FAIL_FAST) writes the parent only when it ends: no change meanwhile is not "stuck".
         sweeping: (await app.store.get(parseTaskId(id)!))?.pendingSweep !== undefined,
       };
-    }, (task) =>
+    },
+    (task) =>
       (['COMPLETED', 'FAILED'].includes(task.status) &&
         task.subTaskRunningCount === 0 &&
         task.subTaskSucceedCount + task.subTaskFailedCount >= total) ||
-      (task.stableMs > 1_500 && !task.sweeping), 20_000);
+      (task.stableMs > 1_500 && !task.sweeping),
+    20_000,
+  );
   return getTask(id);
 }
 
@@ -175,16 +172,16 @@ function expectListingMatches(parent: { attributes: Record<string, any> }, subs:
   expect(subs).toHaveLength(parent.attributes.subTaskCount);
   expect(subs.map((sub) => sub.subTaskIndex)).toEqual(subs.map((_, index) => index));
   expect.soft(subs.filter((sub) => !['COMPLETED', 'FAILED'].includes(sub.status))).toEqual([]);
-  expect.soft(parent.attributes.subTaskSucceedCount, 'subTaskSucceedCount vs COMPLETED sub-tasks').toBe(
-    subs.filter((sub) => sub.status === 'COMPLETED').length,
-  );
-  expect.soft(parent.attributes.subTaskFailedCount, 'subTaskFailedCount vs FAILED sub-tasks').toBe(
-    subs.filter((sub) => sub.status === 'FAILED').length,
-  );
+  expect
+    .soft(parent.attributes.subTaskSucceedCount, 'subTaskSucceedCount vs COMPLETED sub-tasks')
+    .toBe(subs.filter((sub) => sub.status === 'COMPLETED').length);
+  expect
+    .soft(parent.attributes.subTaskFailedCount, 'subTaskFailedCount vs FAILED sub-tasks')
+    .toBe(subs.filter((sub) => sub.status === 'FAILED').length);
   // As the original package writes it, with each sub-task's final status, up to its cap.
-  expect.soft(parent.attributes.subTasks, 'attributes.subTasks').toEqual(
-    subs.slice(0, MAX_LISTED_SUB_TASKS).map((sub) => ({ pk: sub.pk, sk: sub.sk, status: sub.status })),
-  );
+  expect
+    .soft(parent.attributes.subTasks, 'attributes.subTasks')
+    .toEqual(subs.slice(0, MAX_LISTED_SUB_TASKS).map((sub) => ({ pk: sub.pk, sk: sub.sk, status: sub.status })));
 }
 
 describe('failure policies (200 sub-tasks, every 7th fails, SFN_MAX_CONCURRENCY=4)', () => {
@@ -220,7 +217,12 @@ describe('failure policies (200 sub-tasks, every 7th fails, SFN_MAX_CONCURRENCY=
 
     // The subscription saw the parent reach its end; its events are few and in version order.
     const parentEvents = () => stream.events.filter((event) => event.task.id === parent.id);
-    await until('the parent COMPLETED event', () => parentEvents().map((e) => e.task.status), (s) => s.includes('COMPLETED'), SETTLE_MS);
+    await until(
+      'the parent COMPLETED event',
+      () => parentEvents().map((e) => e.task.status),
+      (s) => s.includes('COMPLETED'),
+      SETTLE_MS,
+    );
     const parentVersions = parentEvents().map((event) => event.task.version);
     expect(parentVersions).toEqual([...parentVersions].sort((a, b) => a - b));
     expect(new Set(parentVersions).size).toBe(parentVersions.length);
@@ -268,10 +270,20 @@ describe('failure policies (200 sub-tasks, every 7th fails, SFN_MAX_CONCURRENCY=
     expect.soft(done.attributes.subTaskSucceedCount + done.attributes.subTaskFailedCount, 'succeeded + failed').toBe(N);
     expect.soft(done.attributes.progress).toEqual({ current: N, total: N });
 
-    await until('in-flight handlers to return', () => sfn.FAIL_FAST.inFlight, (n) => n === 0, SETTLE_MS);
+    await until(
+      'in-flight handlers to return',
+      () => sfn.FAIL_FAST.inFlight,
+      (n) => n === 0,
+      SETTLE_MS,
+    );
     // The embedded default runs executions under the local interpreter.
     const executions = app.worker.executions as LocalExecutions;
-    await until('the execution to stop', () => executions.isRunning(executionName(parent.id)), (running) => !running, SETTLE_MS);
+    await until(
+      'the execution to stop',
+      () => executions.isRunning(executionName(parent.id)),
+      (running) => !running,
+      SETTLE_MS,
+    );
     const calls = sfn.FAIL_FAST.calls;
     expect(calls).toBeLessThan(N);
     expect(sfn.FAIL_FAST.maxInFlight).toBeLessThanOrEqual(4);
@@ -295,7 +307,12 @@ describe('failure policies (200 sub-tasks, every 7th fails, SFN_MAX_CONCURRENCY=
 describe('cancelTask on a running Step Functions task', () => {
   test('stops new sub-tasks; the parent is FAILED CANCELLED; unfinished sub-tasks FAILED; counts exact', async () => {
     const parent = await createSfn('SFN_CANCEL', items(N));
-    await until('some sub-tasks to run', () => sfn.CANCEL.calls, (n) => n >= 20, SETTLE_MS);
+    await until(
+      'some sub-tasks to run',
+      () => sfn.CANCEL.calls,
+      (n) => n >= 20,
+      SETTLE_MS,
+    );
 
     // A client told CONFLICT tries again; every refusal is recorded and must not have happened (asserted last,
     // so the rest of the cancellation is checked too).
@@ -316,7 +333,12 @@ describe('cancelTask on a running Step Functions task', () => {
     expect(done.attributes.error).toMatchObject({ code: 'CANCELLED', by: 'carol' });
     expect.soft(done.attributes.subTaskRunningCount).toBe(0);
     expect.soft(done.attributes.subTaskSucceedCount + done.attributes.subTaskFailedCount, 'succeeded + failed').toBe(N);
-    await until('in-flight handlers to return', () => sfn.CANCEL.inFlight, (n) => n === 0, SETTLE_MS);
+    await until(
+      'in-flight handlers to return',
+      () => sfn.CANCEL.inFlight,
+      (n) => n === 0,
+      SETTLE_MS,
+    );
     const calls = sfn.CANCEL.calls;
     expect(calls).toBeLessThan(N);
     expect(sfn.CANCEL.maxInFlight).toBeLessThanOrEqual(4);
@@ -385,7 +407,12 @@ describe('duplicate delivery', () => {
 
     const sub = await app.store.get(parseTaskId(`${parent.id}#0`)!);
     expect(sub).toMatchObject({ status: 'COMPLETED', version: 3, attributes: { result: { doubled: 0 } } });
-    const settledParent = await until('the parent to settle', () => getTask(parent.id), (task) => task.status === 'COMPLETED', SETTLE_MS);
+    const settledParent = await until(
+      'the parent to settle',
+      () => getTask(parent.id),
+      (task) => task.status === 'COMPLETED',
+      SETTLE_MS,
+    );
     expect(countsOf(settledParent)).toEqual({ subTaskCount: 1, subTaskRunningCount: 0, subTaskSucceedCount: 1, subTaskFailedCount: 0 });
   });
 
@@ -419,7 +446,14 @@ describe('a restart mid-run finishes the work', () => {
   const dirs: string[] = [];
   afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
   const configFor = (dataDir: string) =>
-    loadConfig({ DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, TASK_EXECUTION: 'true', SFN_MAX_CONCURRENCY: '2' });
+    loadConfig({
+      DATA_DIR: dataDir,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      JWT_SECRET: TEST_SECRET,
+      TASK_EXECUTION: 'true',
+      SFN_MAX_CONCURRENCY: '2',
+    });
 
   test('a Step Functions task: the new process takes over the stuck sub-task and settles the parent', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'tasks-restart-sfn-'));
@@ -445,7 +479,12 @@ describe('a restart mid-run finishes the work', () => {
     const parent = await first.tasks.createStepFunctionTask(actor, { taskType: 'RESTART_SFN', input: items(10) });
     await stuck;
     // Everything else finished; only the stuck sub-task holds the execution open.
-    await until('the other sub-tasks to finish', () => first.store.get(parent), (task) => task?.attributes.subTaskSucceedCount === 9 && task.attributes.subTaskRunningCount === 1, SETTLE_MS);
+    await until(
+      'the other sub-tasks to finish',
+      () => first.store.get(parent),
+      (task) => task?.attributes.subTaskSucceedCount === 9 && task.attributes.subTaskRunningCount === 1,
+      SETTLE_MS,
+    );
     await first.stop();
 
     const secondCalls: number[] = [];
@@ -459,7 +498,12 @@ describe('a restart mid-run finishes the work', () => {
       },
     });
     try {
-      const done = await until('the parent to complete after the restart', () => second.store.get(parent), (task) => task?.status === 'COMPLETED', SETTLE_MS);
+      const done = await until(
+        'the parent to complete after the restart',
+        () => second.store.get(parent),
+        (task) => task?.status === 'COMPLETED',
+        SETTLE_MS,
+      );
       expect(countsOf(done!)).toEqual({ subTaskCount: 10, subTaskRunningCount: 0, subTaskSucceedCount: 10, subTaskFailedCount: 0 });
       // Only the sub-task the dead process held ran again.
       expect(secondCalls).toEqual([STUCK]);
@@ -496,11 +540,9 @@ describe('a restart mid-run finishes the work', () => {
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (errors += chunk));
     try {
-      const url = (await until('the first process to start', () => /^ready (\S+)$/m.exec(output)?.[1], Boolean, 20_000).catch(
-        (error) => {
-          throw new Error(`${error.message}\n${errors}`);
-        },
-      ))!;
+      const url = (await until('the first process to start', () => /^ready (\S+)$/m.exec(output)?.[1], Boolean, 20_000).catch((error) => {
+        throw new Error(`${error.message}\n${errors}`);
+      }))!;
       const created = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
@@ -529,7 +571,12 @@ describe('a restart mid-run finishes the work', () => {
       const left = await second.store.get(key);
       // What the dead process left, or (if the new one was quicker than this read) what it made of it.
       expect(['PROCESSING', 'COMPLETED']).toContain(left!.status);
-      const done = await until('the task to complete after the restart', () => second.store.get(key), (task) => task?.status === 'COMPLETED', SETTLE_MS);
+      const done = await until(
+        'the task to complete after the restart',
+        () => second.store.get(key),
+        (task) => task?.status === 'COMPLETED',
+        SETTLE_MS,
+      );
       expect(done).toMatchObject({ attempt: 2, attributes: { result: { attempt: 2, input: { n: 1 } } } });
       expect(secondCalls).toBe(1);
     } finally {

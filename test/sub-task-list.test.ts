@@ -23,7 +23,9 @@ const parentWith = (input: unknown[]): Task => ({
 describe("a parent's attributes.subTasks", () => {
   test('lists every sub-task as { pk, sk, status } in input order when few', () => {
     const parent = parentWith([1, 2, 3]);
-    expect(listedSubTasks(parent, subTasksOf(parent))).toEqual([0, 1, 2].map((i) => ({ pk: parent.pk, sk: `${parent.sk}#${i}`, status: 'CREATED' })));
+    expect(listedSubTasks(parent, subTasksOf(parent))).toEqual(
+      [0, 1, 2].map((i) => ({ pk: parent.pk, sk: `${parent.sk}#${i}`, status: 'CREATED' })),
+    );
   });
 
   test(`stops at ${MAX_LISTED_SUB_TASKS} sub-tasks`, () => {

@@ -52,8 +52,7 @@ function ok<T = any>(res: GraphQLResponse, field: string): T {
   return res.data![field] as T;
 }
 
-const createTask = async (token: string, input: Record<string, unknown>) =>
-  ok(await app.gql(CREATE_TASK, { input }, token), 'createTask');
+const createTask = async (token: string, input: Record<string, unknown>) => ok(await app.gql(CREATE_TASK, { input }, token), 'createTask');
 const createSfn = async (token: string, input: Record<string, unknown>) =>
   ok(await app.gql(CREATE_SFN_TASK, { input }, token), 'createStepFunctionTask');
 const getTask = async (token: string, id: string) => ok(await app.gql(GET, { id }, token), 'task');
@@ -66,7 +65,9 @@ async function waitFor(token: string, id: string, ready: (status: string) => boo
     (task) => {
       if (!ready(task.status)) return false;
       const { subTaskCount, subTaskSucceedCount = 0, subTaskFailedCount = 0 } = task.attributes;
-      return !TERMINAL.includes(task.status) || typeof subTaskCount !== 'number' || subTaskSucceedCount + subTaskFailedCount === subTaskCount;
+      return (
+        !TERMINAL.includes(task.status) || typeof subTaskCount !== 'number' || subTaskSucceedCount + subTaskFailedCount === subTaskCount
+      );
     },
     timeoutMs,
   );
@@ -171,16 +172,31 @@ describe('rerunTask', () => {
     let old: any;
     beforeAll(async () => {
       token = await app.token('rerun-sfn');
-      old = await waitFor(token, (await createSfn(token, { taskType: 'ECHO', name: 'Rows', input: items, failurePolicy: 'FAIL_PARENT' })).id, undefined, 30_000);
+      old = await waitFor(
+        token,
+        (await createSfn(token, { taskType: 'ECHO', name: 'Rows', input: items, failurePolicy: 'FAIL_PARENT' })).id,
+        undefined,
+        30_000,
+      );
     });
 
     test('the original ended FAILED with three failed sub-tasks (the premise of the tests below)', () => {
-      expect(old).toMatchObject({ status: 'FAILED', attributes: { failurePolicy: 'FAIL_PARENT', subTaskCount: 12, subTaskFailedCount: 3 } });
+      expect(old).toMatchObject({
+        status: 'FAILED',
+        attributes: { failurePolicy: 'FAIL_PARENT', subTaskCount: 12, subTaskFailedCount: 3 },
+      });
     });
 
     test('without onlyFailed: every element again, failurePolicy kept', async () => {
       const rerun = ok(await app.gql(RERUN, { id: old.id }, token), 'rerunTask');
-      expect(rerun).toMatchObject({ kind: 'SFN_TASK', type: 'ECHO', name: 'Rows', input: items, rerunOf: old.id, attributes: { failurePolicy: 'FAIL_PARENT' } });
+      expect(rerun).toMatchObject({
+        kind: 'SFN_TASK',
+        type: 'ECHO',
+        name: 'Rows',
+        input: items,
+        rerunOf: old.id,
+        attributes: { failurePolicy: 'FAIL_PARENT' },
+      });
       const done = await waitFor(token, rerun.id, undefined, 30_000);
       expect(done).toMatchObject({ status: 'FAILED', attributes: { subTaskCount: 12, subTaskFailedCount: 3, subTaskSucceedCount: 9 } });
       expect(frozen(await getTask(token, old.id))).toEqual(frozen(old));
@@ -245,10 +261,17 @@ describe('rerunTask', () => {
       ok(await app.gql(`{ tasks(first: 100) { edges { node { id } } } }`, {}, token), 'tasks').edges.length as number;
 
     test('a running task is BAD_USER_INPUT naming its status, and a queued one too; nothing is created', async () => {
-      const running = await waitFor(token, (await createTask(token, { taskType: 'SLEEP', input: { ms: 60_000, steps: 600 } })).id, (s) => s === 'PROCESSING');
+      const running = await waitFor(
+        token,
+        (await createTask(token, { taskType: 'SLEEP', input: { ms: 60_000, steps: 600 } })).id,
+        (s) => s === 'PROCESSING',
+      );
       const queued = (await idleTasks(token, 1))[0]!;
       const before = await taskCount();
-      for (const [task, status] of [[running, 'PROCESSING'], [queued, 'QUEUED']] as const) {
+      for (const [task, status] of [
+        [running, 'PROCESSING'],
+        [queued, 'QUEUED'],
+      ] as const) {
         const res = await app.gql(RERUN, { id: task.id }, token);
         expect(errorCode(res)).toBe('BAD_USER_INPUT');
         expect(res.errors![0]!.message).toContain(`is ${status}`);
@@ -301,18 +324,29 @@ describe('rerunTask', () => {
   test('rerunOf reaches subscribers with the new task, and travels in the SNS notification shape', async () => {
     const token = await app.token('rerun-live');
     const old = await waitFor(token, (await createTask(token, { taskType: 'ECHO', input: { live: true } })).id);
-    const events = subscribeWs(wsClient(app.url, token), { filter: { taskType: 'ECHO' } }, `subscription($filter: TaskEventFilter) {
+    const events = subscribeWs(
+      wsClient(app.url, token),
+      { filter: { taskType: 'ECHO' } },
+      `subscription($filter: TaskEventFilter) {
       taskStatusChanged(filter: $filter) { action task { id status version rerunOf } }
-    }`);
+    }`,
+    );
     // A subscription without a snapshot is live once it hears a change: make one until it does.
-    await until('the subscription to be live', async () => {
-      const probe = await createTask(token, { taskType: 'ECHO', input: { probe: true } });
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      return events.events.some((event) => event.task.id === probe.id);
-    }, Boolean);
+    await until(
+      'the subscription to be live',
+      async () => {
+        const probe = await createTask(token, { taskType: 'ECHO', input: { probe: true } });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        return events.events.some((event) => event.task.id === probe.id);
+      },
+      Boolean,
+    );
     const rerun = ok(await app.gql(RERUN, { id: old.id }, token), 'rerunTask');
-    await until('the re-run to complete over the subscription', () => events.events, (all) =>
-      all.some((event) => event.task.id === rerun.id && event.task.status === 'COMPLETED'));
+    await until(
+      'the re-run to complete over the subscription',
+      () => events.events,
+      (all) => all.some((event) => event.task.id === rerun.id && event.task.status === 'COMPLETED'),
+    );
     events.stop();
     const ofRerun = events.events.filter((event) => event.task.id === rerun.id);
     expect(ofRerun.map((event) => event.task.status)).toEqual(expect.arrayContaining(['CREATED', 'QUEUED', 'PROCESSING', 'COMPLETED']));
@@ -351,7 +385,12 @@ describe('cancelTasks', () => {
     expect((await Promise.all(theirs.map((task) => getTask(otherTenant, task.id)))).map(frozen)).toEqual(theirsBefore.map(frozen));
 
     // Nothing of that type is left: a second call cancels nothing.
-    expect(ok(await cancelMany(token, { taskType: 'IDLE' }), 'cancelTasks')).toEqual({ cancelled: 0, skipped: 0, remaining: false, cancelledIds: [] });
+    expect(ok(await cancelMany(token, { taskType: 'IDLE' }), 'cancelTasks')).toEqual({
+      cancelled: 0,
+      skipped: 0,
+      remaining: false,
+      cancelledIds: [],
+    });
   });
 
   test('a non-admin naming another tenant is FORBIDDEN; a system_admin with tenantCode cancels there', async () => {
@@ -392,7 +431,12 @@ describe('cancelTasks', () => {
       ok(await app.gql(UPDATE_STATUS, { input: { id: task.id, status: 'PROCESSING' } }, token), 'updateStatus');
     }
     expect(ok(await cancelMany(token, {}, 3), 'cancelTasks')).toMatchObject({ cancelled: 3, remaining: true });
-    expect(ok(await cancelMany(token, {}, 3), 'cancelTasks')).toEqual({ cancelled: 1, skipped: 0, remaining: false, cancelledIds: [tasks[0]!.id] });
+    expect(ok(await cancelMany(token, {}, 3), 'cancelTasks')).toEqual({
+      cancelled: 1,
+      skipped: 0,
+      remaining: false,
+      cancelledIds: [tasks[0]!.id],
+    });
   });
 
   test('exactly first left: remaining is false', async () => {
@@ -466,11 +510,17 @@ describe('cancelTasks', () => {
     ok(await app.gql(UPDATE_STATUS, { input: { id: late[0]!.id, status: 'PROCESSING' } }, token), 'updateStatus');
     ok(await app.gql(UPDATE_STATUS, { input: { id: early[0]!.id, status: 'PROCESSING' } }, token), 'updateStatus');
 
-    const processingLate = ok(await cancelMany(token, { status: 'PROCESSING', createdBefore: new Date(Date.now() + 60_000).toISOString() }), 'cancelTasks');
+    const processingLate = ok(
+      await cancelMany(token, { status: 'PROCESSING', createdBefore: new Date(Date.now() + 60_000).toISOString() }),
+      'cancelTasks',
+    );
     expect(processingLate.cancelledIds).toEqual([late[0]!.id, early[0]!.id]);
     expect(await statusesOf(token, [...early, ...late])).toEqual(['FAILED', 'QUEUED', 'FAILED', 'QUEUED']);
 
-    expect(ok(await cancelMany(token, { createdBefore: '1969-07-20T20:17:00Z' }), 'cancelTasks')).toMatchObject({ cancelled: 0, remaining: false });
+    expect(ok(await cancelMany(token, { createdBefore: '1969-07-20T20:17:00Z' }), 'cancelTasks')).toMatchObject({
+      cancelled: 0,
+      remaining: false,
+    });
     const before = ok(await cancelMany(token, { createdBefore: cut }), 'cancelTasks');
     expect(before).toEqual({ cancelled: 1, skipped: 0, remaining: false, cancelledIds: [early[1]!.id] });
     expect(await statusesOf(token, late)).toEqual(['FAILED', 'QUEUED']);
@@ -480,7 +530,12 @@ describe('cancelTasks', () => {
     const token = await app.token('bulk-f');
     const standard = await idleTasks(token, 1);
     const parent = await createSfn(token, { taskType: 'SLEEP', input: Array.from({ length: 6 }, () => ({ ms: 30_000, steps: 300 })) });
-    await until('sub-tasks to run', () => listSubTasks(token, parent.id), (subs) => subs.some((sub) => sub.status === 'PROCESSING'), 15_000);
+    await until(
+      'sub-tasks to run',
+      () => listSubTasks(token, parent.id),
+      (subs) => subs.some((sub) => sub.status === 'PROCESSING'),
+      15_000,
+    );
 
     const tasksOnly = ok(await cancelMany(token, {}), 'cancelTasks');
     expect(tasksOnly).toMatchObject({ cancelled: 1, cancelledIds: [standard[0]!.id] });
@@ -489,7 +544,10 @@ describe('cancelTasks', () => {
     const sfn = ok(await cancelMany(token, { kind: 'SFN_TASK', taskType: 'SLEEP' }), 'cancelTasks');
     expect(sfn).toEqual({ cancelled: 1, skipped: 0, remaining: false, cancelledIds: [parent.id] });
     const ended = await waitFor(token, parent.id);
-    expect(ended).toMatchObject({ status: 'FAILED', attributes: { error: { code: 'CANCELLED' }, subTaskCount: 6, subTaskFailedCount: 6, subTaskRunningCount: 0 } });
+    expect(ended).toMatchObject({
+      status: 'FAILED',
+      attributes: { error: { code: 'CANCELLED' }, subTaskCount: 6, subTaskFailedCount: 6, subTaskRunningCount: 0 },
+    });
     const subs = await listSubTasks(token, parent.id);
     expect(subs.map((sub) => sub.status)).toEqual(Array(6).fill('FAILED'));
   });
@@ -523,7 +581,10 @@ describe('cancelTasks', () => {
     });
 
     test('a viewer token, even one naming the tasks: FORBIDDEN, nothing cancelled', async () => {
-      const viewer = await viewerTokenFor(token, tasks.map((task) => task.id));
+      const viewer = await viewerTokenFor(
+        token,
+        tasks.map((task) => task.id),
+      );
       const res = await cancelMany(viewer, {});
       expect(errorCode(res)).toBe('FORBIDDEN');
       expect(await statusesOf(token, tasks)).toEqual(['QUEUED']);

@@ -35,12 +35,9 @@ describe('createTask', () => {
   });
 
   test('keeps a given name and records the request id', async () => {
-    const res = await app.gql(
-      CREATE_TASK,
-      { input: { taskType: 'REPORT', name: 'October report', input: [1, 2] } },
-      undefined,
-      { 'x-request-id': 'req-42' },
-    );
+    const res = await app.gql(CREATE_TASK, { input: { taskType: 'REPORT', name: 'October report', input: [1, 2] } }, undefined, {
+      'x-request-id': 'req-42',
+    });
     const task = res.data!.createTask;
     expect(task.name).toBe('October report');
     expect((await app.store.get(task))?.requestId).toBe('req-42');

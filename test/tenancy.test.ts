@@ -137,7 +137,10 @@ describe('tasks', () => {
       expect(forB.errors, label).toBeUndefined();
       const nodes = nodesOf(forB);
       const bListed = nodes.map((node: any) => node.id);
-      expect(bListed.filter((id: string) => a.allIds.includes(id)), label).toEqual([]);
+      expect(
+        bListed.filter((id: string) => a.allIds.includes(id)),
+        label,
+      ).toEqual([]);
       expect(bListed.sort(), label).toEqual([...bExpects].sort());
       for (const node of nodes) expect(node.tenantCode, label).toBe(b.tenant);
 
@@ -146,7 +149,10 @@ describe('tasks', () => {
         const forA = await app.gql(LIST_TASKS, { filter, first: 100 }, a.token);
         const aListed = nodesOf(forA).map((node: any) => node.id);
         expect(aListed.length, label).toBeGreaterThan(0);
-        expect(aListed.every((id: string) => a.allIds.includes(id)), label).toBe(true);
+        expect(
+          aListed.every((id: string) => a.allIds.includes(id)),
+          label,
+        ).toBe(true);
       }
     }
   });

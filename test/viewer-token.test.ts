@@ -106,7 +106,13 @@ type Transport = 'http' | 'sse' | 'ws';
 const TRANSPORTS: Transport[] = ['http', 'sse', 'ws'];
 
 /** One operation to its end over a transport (SSE and WebSocket: the last `next` payload and every error). */
-async function run(target: TestApp, transport: Transport, token: string, query: string, variables: Record<string, unknown>): Promise<Result> {
+async function run(
+  target: TestApp,
+  transport: Transport,
+  token: string,
+  query: string,
+  variables: Record<string, unknown>,
+): Promise<Result> {
   if (transport === 'http') {
     const res = await target.gql(query, variables, token);
     return { data: res.data, errors: res.errors };
@@ -290,7 +296,11 @@ describe('createViewerToken', () => {
 
   test('without a token it is UNAUTHENTICATED (HTTP 401)', async () => {
     const res = await app.gql(CREATE_VIEWER_TOKEN, { ids: [w.a] }, null);
-    expect({ status: res.status, code: errorCode(res), data: res.data ?? null }).toEqual({ status: 401, code: 'UNAUTHENTICATED', data: null });
+    expect({ status: res.status, code: errorCode(res), data: res.data ?? null }).toEqual({
+      status: 401,
+      code: 'UNAUTHENTICATED',
+      data: null,
+    });
   });
 
   test('with JWKS_URL only and no VIEWER_TOKEN_SECRET: FORBIDDEN saying what is missing, and viewer tokens are refused', async () => {
@@ -315,14 +325,17 @@ describe('createViewerToken', () => {
     expect({ status: read.status, code: errorCode(read) }).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
   });
 
-  test("the embedded default signs viewer tokens with its generated development secret", async () => {
+  test('the embedded default signs viewer tokens with its generated development secret', async () => {
     expect(dev.devToken).toEqual(expect.any(String));
     const created = await dev.gql(CREATE_TASK, { input: { taskType: 'REPORT', input: {} } }, dev.devToken!);
     const id = created.data!.createTask.id as string;
     const token = await viewerToken(dev, dev.devToken!, { ids: [id] });
     expect((await dev.gql(GET_TASK, { id }, token)).data!.task.id).toBe(id);
     // Not with the test secret, which this server does not know.
-    const foreign = await signed({ sub: 'dev', tenant: 'demo', scope: { ids: [id] }, aud: 'task-viewer', iat: now(), exp: now() + 60 }, TEST_SECRET);
+    const foreign = await signed(
+      { sub: 'dev', tenant: 'demo', scope: { ids: [id] }, aud: 'task-viewer', iat: now(), exp: now() + 60 },
+      TEST_SECRET,
+    );
     expect(errorCode(await dev.gql(GET_TASK, { id }, foreign))).toBe('UNAUTHENTICATED');
   });
 });
@@ -330,9 +343,13 @@ describe('createViewerToken', () => {
 describe('VIEWER_TOKEN_SECRET', () => {
   test('defaults to JWT_SECRET, must be 32 characters or more, and is the only viewer secret with JWKS_URL', () => {
     expect(loadConfig({ JWT_SECRET: TEST_SECRET, DATA_DIR: ':memory:' }).auth.viewerSecret).toBe(TEST_SECRET);
-    expect(loadConfig({ JWT_SECRET: TEST_SECRET, VIEWER_TOKEN_SECRET: VIEWER_SECRET, DATA_DIR: ':memory:' }).auth.viewerSecret).toBe(VIEWER_SECRET);
+    expect(loadConfig({ JWT_SECRET: TEST_SECRET, VIEWER_TOKEN_SECRET: VIEWER_SECRET, DATA_DIR: ':memory:' }).auth.viewerSecret).toBe(
+      VIEWER_SECRET,
+    );
     expect(loadConfig({ JWKS_URL: 'https://example.com/jwks.json', DATA_DIR: ':memory:' }).auth.viewerSecret).toBeUndefined();
-    expect(loadConfig({ JWKS_URL: 'https://example.com/jwks.json', VIEWER_TOKEN_SECRET: VIEWER_SECRET }).auth.viewerSecret).toBe(VIEWER_SECRET);
+    expect(loadConfig({ JWKS_URL: 'https://example.com/jwks.json', VIEWER_TOKEN_SECRET: VIEWER_SECRET }).auth.viewerSecret).toBe(
+      VIEWER_SECRET,
+    );
     expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, VIEWER_TOKEN_SECRET: 'short' })).toThrow(/VIEWER_TOKEN_SECRET must be at least 32/);
   });
 
@@ -346,7 +363,10 @@ describe('VIEWER_TOKEN_SECRET', () => {
     const claims = decodeJwt(token);
     const withJwtSecret = await signed(claims, TEST_SECRET);
     const fullWithViewerSecret = await mintToken({ secret: VIEWER_SECRET, tenantCode: 'split-t', userId: 'mallory' });
-    for (const [label, bad] of [['viewer token signed with JWT_SECRET', withJwtSecret], ['full token signed with VIEWER_TOKEN_SECRET', fullWithViewerSecret]]) {
+    for (const [label, bad] of [
+      ['viewer token signed with JWT_SECRET', withJwtSecret],
+      ['full token signed with VIEWER_TOKEN_SECRET', fullWithViewerSecret],
+    ]) {
       const res = await split.gql(GET_TASK, { id }, bad);
       expect({ label, status: res.status, code: errorCode(res) }).toEqual({ label, status: 401, code: 'UNAUTHENTICATED' });
     }
@@ -475,7 +495,7 @@ describe('what a viewer token may do', () => {
     ['task(B) of the same tenant', GET_TASK, { id: w.b }],
     ['task(Q), another Step Functions task', GET_TASK, { id: w.q }],
     ['task(sub-task of Q)', GET_TASK, { id: w.qSub }],
-    ["task(X) of another tenant", GET_TASK, { id: w.x }],
+    ['task(X) of another tenant', GET_TASK, { id: w.x }],
     ['subTasks(Q)', LIST_SUB_TASKS, { parentId: w.q }],
     ['subTasks(A)', LIST_SUB_TASKS, { parentId: w.a }],
     ['createTask', CREATE_TASK, { input: { taskType: 'REPORT', input: {} } }],

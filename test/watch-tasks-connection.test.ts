@@ -20,7 +20,6 @@ afterAll(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-
 test('connected, reconnecting while the server is away, connected again; nothing after dispose', async () => {
   let server: RunningApp = await startApp(loadConfig({ ...env, PORT: '0' }), { logger });
   cleanup.push(() => server.stop());

@@ -108,16 +108,25 @@ describe('resuming across a server restart', () => {
         await sleep(50);
       },
     });
-    await until(() => server.metrics.subscriptions.get() === 1, () => 'the first subscription');
+    await until(
+      () => server.metrics.subscriptions.get() === 1,
+      () => 'the first subscription',
+    );
 
     const a = await create(url, token);
     const b = await create(url, token);
     const d = await create(url, token);
     await update(url, token, a.id, 'QUEUED');
-    await until(() => w.events.length === 4, () => `4 events, got ${describeEvents(w.events)}`);
+    await until(
+      () => w.events.length === 4,
+      () => `4 events, got ${describeEvents(w.events)}`,
+    );
 
     await server.stop();
-    await until(() => waits.length === 1, () => 'the client to notice the stop');
+    await until(
+      () => waits.length === 1,
+      () => 'the client to notice the stop',
+    );
     expect(w.events).toHaveLength(4);
 
     server = await startApp(loadConfig({ ...env, PORT: port }), { logger });
@@ -133,7 +142,10 @@ describe('resuming across a server restart', () => {
     letBack();
     // Racing the re-subscription: replayed or live, it must arrive once.
     await update(url, token, d.id, 'QUEUED');
-    await until(() => server.metrics.subscriptions.get() === 1, () => 'the re-subscription');
+    await until(
+      () => server.metrics.subscriptions.get() === 1,
+      () => 'the re-subscription',
+    );
     // Live again.
     await update(url, token, a.id, 'COMPLETED');
     await update(url, token, b.id, 'PROCESSING');
@@ -141,7 +153,10 @@ describe('resuming across a server restart', () => {
 
     const expected = { [a.id]: [1, 2, 3, 4], [b.id]: [1, 2, 3], [c.id]: [1, 2], [d.id]: [1, 2] };
     const delivered = () => Object.fromEntries(Object.keys(expected).map((id) => [id, w.versions(id)]));
-    await until(() => w.events.length >= 11, () => describeEvents(w.events));
+    await until(
+      () => w.events.length >= 11,
+      () => describeEvents(w.events),
+    );
     await sleep(200); // no late repeat
     expect(delivered()).toEqual(expected);
     expect(w.events).toHaveLength(11);
@@ -185,17 +200,33 @@ describe('tokens, completion and refusal', () => {
       retryWait: async () => void (await sleep(20)),
     });
     const token = await app.token('refresh');
-    await until(() => app.metrics.subscriptions.get() >= 2, () => 'both subscriptions');
+    await until(
+      () => app.metrics.subscriptions.get() >= 2,
+      () => 'both subscriptions',
+    );
     const task = await create(app.url, token);
-    await until(() => refreshed.events.length === 1, () => 'the first event');
+    await until(
+      () => refreshed.events.length === 1,
+      () => 'the first event',
+    );
 
-    await until(() => tokens.length === 2, () => `a second getToken, have ${tokens.length}`, 5_000);
+    await until(
+      () => tokens.length === 2,
+      () => `a second getToken, have ${tokens.length}`,
+      5_000,
+    );
     await update(app.url, token, task.id, 'QUEUED');
-    await until(() => refreshed.versions(task.id).length === 2, () => describeEvents(refreshed.events));
+    await until(
+      () => refreshed.versions(task.id).length === 2,
+      () => describeEvents(refreshed.events),
+    );
     expect(refreshed.versions(task.id)).toEqual([1, 2]);
     expect(refreshed.errors).toEqual([]);
 
-    await until(() => fixed.errors.length === 1, () => 'the fixed-token watch to end');
+    await until(
+      () => fixed.errors.length === 1,
+      () => 'the fixed-token watch to end',
+    );
     expect(fixed.errors[0]!.closeCode).toBe(4401);
     expect(fixed.completed).toBe(0);
   });
@@ -206,11 +237,17 @@ describe('tokens, completion and refusal', () => {
     const b = await create(app.url, token);
     await update(app.url, token, a.id, 'QUEUED');
     const w = watch({ url: app.url, token, filter: { ids: [a.id, b.id] } });
-    await until(() => w.events.length === 2, () => describeEvents(w.events));
+    await until(
+      () => w.events.length === 2,
+      () => describeEvents(w.events),
+    );
     expect(w.events.every((e) => e.replayed)).toBe(true);
     await update(app.url, token, a.id, 'FAILED');
     await update(app.url, token, b.id, 'FAILED');
-    await until(() => w.seen.completed === 1, () => `completion after ${describeEvents(w.events)}`);
+    await until(
+      () => w.seen.completed === 1,
+      () => `completion after ${describeEvents(w.events)}`,
+    );
     expect(w.versions(a.id)).toEqual([2, 3]);
     expect(w.versions(b.id)).toEqual([1, 2]);
     expect(w.errors).toEqual([]);
@@ -224,14 +261,20 @@ describe('tokens, completion and refusal', () => {
       since: 'not-a-cursor',
       retryWait: async (n) => void waits.push(n),
     });
-    await until(() => w.errors.length === 1, () => 'the error');
+    await until(
+      () => w.errors.length === 1,
+      () => 'the error',
+    );
     expect(w.errors[0]!.graphQLErrors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(waits).toEqual([]);
   });
 
   test('a wrong token ends the watch with 4401', async () => {
     const w = watch({ url: app.url, token: 'not-a-jwt', retryWait: async () => void (await sleep(10)) });
-    await until(() => w.errors.length === 1, () => 'the error');
+    await until(
+      () => w.errors.length === 1,
+      () => 'the error',
+    );
     expect(w.errors[0]!.closeCode).toBe(4401);
   });
 });
@@ -261,8 +304,25 @@ type NullableKeys<T> = { [K in keyof T]-?: null extends T[K] ? K : never }[keyof
 const EVENT_KEYS = ['action', 'cursor', 'previousStatus', 'replayed', 'task'] as const;
 const EVENT_NULLABLE = ['previousStatus'] as const;
 const TASK_KEYS = [
-  'id', 'pk', 'sk', 'code', 'kind', 'type', 'name', 'tenantCode', 'status', 'attributes', 'version', 'attempt',
-  'parentId', 'subTaskIndex', 'rerunOf', 'createdAt', 'updatedAt', 'createdBy', 'updatedBy',
+  'id',
+  'pk',
+  'sk',
+  'code',
+  'kind',
+  'type',
+  'name',
+  'tenantCode',
+  'status',
+  'attributes',
+  'version',
+  'attempt',
+  'parentId',
+  'subTaskIndex',
+  'rerunOf',
+  'createdAt',
+  'updatedAt',
+  'createdBy',
+  'updatedBy',
 ] as const;
 const TASK_NULLABLE = ['attempt', 'parentId', 'subTaskIndex', 'rerunOf', 'createdBy', 'updatedBy'] as const;
 const typeChecks: [

@@ -141,9 +141,7 @@ export function checkResumable(
     throw new CheckpointMismatchError(`Checkpoint ${where} is not a ${CHECKPOINT_FORMAT} checkpoint; ${fix}`);
   }
   if (checkpoint.table !== expected.table) {
-    throw new CheckpointMismatchError(
-      `Checkpoint ${where} is for table ${checkpoint.table}, not ${expected.table}; ${fix}`,
-    );
+    throw new CheckpointMismatchError(`Checkpoint ${where} is for table ${checkpoint.table}, not ${expected.table}; ${fix}`);
   }
   if (checkpoint.totalSegments !== expected.totalSegments || checkpoint.segments.length !== expected.totalSegments) {
     throw new CheckpointMismatchError(

@@ -29,7 +29,10 @@ import {
   LIST_UPDATED_ATTRIBUTE,
   SUB_TASK_INDEX,
   TABLE_KEY,
-  listIndex, type IndexSpec, type ListFacet } from './task-table-schema.js';
+  listIndex,
+  type IndexSpec,
+  type ListFacet,
+} from './task-table-schema.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 
 type Item = Record<string, unknown>;
@@ -123,8 +126,7 @@ export function staleIndexKeys(item: Item): { set: Record<string, string | numbe
 }
 
 const isConditionFailure = (error: unknown) =>
-  error instanceof ConditionalCheckFailedException ||
-  (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
+  error instanceof ConditionalCheckFailedException || (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 
 export class DynamoTaskStore implements TaskStore {
   constructor(
@@ -230,8 +232,7 @@ export class DynamoTaskStore implements TaskStore {
       values[':expected'] = condition.version;
       values[':next'] = condition.version + 1;
       set.push('#version = :next');
-      conditionText =
-        condition.version === 0 ? '(attribute_not_exists(#version) OR #version = :expected)' : '#version = :expected';
+      conditionText = condition.version === 0 ? '(attribute_not_exists(#version) OR #version = :expected)' : '#version = :expected';
     } else {
       names['#status'] = 'status';
       values[':from'] = condition.status;
@@ -242,7 +243,9 @@ export class DynamoTaskStore implements TaskStore {
       `SET ${set.join(', ')}`,
       remove.length ? `REMOVE ${remove.join(', ')}` : '',
       'version' in condition ? '' : 'ADD #version :one',
-    ].filter(Boolean).join(' ');
+    ]
+      .filter(Boolean)
+      .join(' ');
     if (!wholeAttributes && Buffer.byteLength(expression) > MAX_EXPRESSION_BYTES) {
       // Too many attribute keys to SET one by one: write the merged map whole, pinned to the
       // version it was merged from (`task` is the next version), so no concurrent ADD is lost.
@@ -318,7 +321,9 @@ export class DynamoTaskStore implements TaskStore {
           UpdateExpression: [
             assignments.length ? `SET ${assignments.join(', ')}` : '',
             removals.length ? `REMOVE ${removals.join(', ')}` : '',
-          ].filter(Boolean).join(' '),
+          ]
+            .filter(Boolean)
+            .join(' '),
           ConditionExpression: pins.join(' AND '),
           ExpressionAttributeNames: names,
           ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
@@ -334,14 +339,10 @@ export class DynamoTaskStore implements TaskStore {
 
   async putSubTasks(subTasks: readonly Task[]): Promise<void> {
     for (let start = 0; start < subTasks.length; start += BATCH_WRITE_SIZE) {
-      let requests = subTasks
-        .slice(start, start + BATCH_WRITE_SIZE)
-        .map((task) => ({ PutRequest: { Item: toItem(task) } }));
+      let requests = subTasks.slice(start, start + BATCH_WRITE_SIZE).map((task) => ({ PutRequest: { Item: toItem(task) } }));
       for (let attempt = 0; requests.length > 0; attempt++) {
         if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt));
-        const { UnprocessedItems } = await this.db.send(
-          new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
-        );
+        const { UnprocessedItems } = await this.db.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
         requests = (UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
       }
     }
@@ -349,8 +350,7 @@ export class DynamoTaskStore implements TaskStore {
 
   list(query: TaskListQuery): Promise<Page<Task>> {
     if (query.codeBefore !== undefined && query.updatedSince) throw new Error('codeBefore lists by creation: not with updatedSince');
-    const facet: ListFacet =
-      query.taskType && query.status ? 'typeStatus' : query.taskType ? 'type' : query.status ? 'status' : 'tenant';
+    const facet: ListFacet = query.taskType && query.status ? 'typeStatus' : query.taskType ? 'type' : query.status ? 'status' : 'tenant';
     const index = listIndex(facet, query.updatedSince ? 'updated' : 'created');
     const pk = `${query.kind}${SEPARATOR}${query.tenantCode}`;
     const partition = [pk, query.taskType, query.status].filter(Boolean).join(SEPARATOR);
@@ -543,9 +543,7 @@ export class DynamoTaskStore implements TaskStore {
       values[':prefix'] = options.sortPrefix;
       condition += ' AND begins_with(#s, :prefix)';
     }
-    let startKey = options.after
-      ? decodeCursor(options.after, index, partition, options.sortFrom, options.sortPrefix)
-      : undefined;
+    let startKey = options.after ? decodeCursor(options.after, index, partition, options.sortFrom, options.sortPrefix) : undefined;
     const items: Item[] = [];
     do {
       const page = await this.db.send(

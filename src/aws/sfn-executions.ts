@@ -27,9 +27,7 @@ export class AwsExecutions implements SubTaskExecutions {
 
   async start(name: string, input: ExecutionInput): Promise<void> {
     try {
-      await this.sfn.send(
-        new StartExecutionCommand({ stateMachineArn: this.stateMachineArn, name, input: JSON.stringify(input) }),
-      );
+      await this.sfn.send(new StartExecutionCommand({ stateMachineArn: this.stateMachineArn, name, input: JSON.stringify(input) }));
     } catch (error) {
       if (!(error instanceof ExecutionAlreadyExists || (error as Error).name === 'ExecutionAlreadyExists')) throw error;
       this.logger.info('execution already exists', { name });

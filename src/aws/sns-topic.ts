@@ -32,9 +32,7 @@ export class SnsTopic {
       MessageAttributes: {
         action: { DataType: 'String', StringValue: message.action },
         tenantCode: { DataType: 'String', StringValue: message.tenantCode },
-        ...Object.fromEntries(
-          Object.entries(extraAttributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }]),
-        ),
+        ...Object.fromEntries(Object.entries(extraAttributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }])),
       },
     });
     for (let attempt = 1; ; attempt++) {
@@ -44,11 +42,15 @@ export class SnsTopic {
       } catch (error) {
         if (attempt >= attempts) {
           this.options.onFailure?.();
-          logger.error('publishing to SNS failed; the change is stored and subscribers recover it on resume', {
-            topicArn,
-            action: message.action,
-            attempts,
-          }, error);
+          logger.error(
+            'publishing to SNS failed; the change is stored and subscribers recover it on resume',
+            {
+              topicArn,
+              action: message.action,
+              attempts,
+            },
+            error,
+          );
           return;
         }
         const delay = baseDelayMs * 2 ** (attempt - 1);

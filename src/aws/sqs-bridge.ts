@@ -155,12 +155,18 @@ export async function startSqsBridge(options: SqsBridgeOptions): Promise<SqsBrid
         }),
       );
       if (!subscriptionArn) throw new Error('Subscribe returned no SubscriptionArn');
-      logger.info('sqs bridge: subscribed this replica\'s queue to the task topic', { queueUrl, subscriptionArn });
+      logger.info("sqs bridge: subscribed this replica's queue to the task topic", { queueUrl, subscriptionArn });
       return { queueUrl, queueArn, subscriptionArn };
     } catch (error) {
-      await sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl })).catch((cause: unknown) =>
-        logger.warn('sqs bridge: deleting the queue of a failed start failed; the sweep of another replica removes it', { queueUrl }, cause),
-      );
+      await sqs
+        .send(new DeleteQueueCommand({ QueueUrl: queueUrl }))
+        .catch((cause: unknown) =>
+          logger.warn(
+            'sqs bridge: deleting the queue of a failed start failed; the sweep of another replica removes it',
+            { queueUrl },
+            cause,
+          ),
+        );
       throw error;
     }
   }
@@ -198,7 +204,9 @@ export async function startSqsBridge(options: SqsBridgeOptions): Promise<SqsBrid
   }
 
   async function remove(queueUrl: string, messages: Message[]): Promise<void> {
-    const entries = messages.flatMap((message, i) => (message.ReceiptHandle ? [{ Id: String(i), ReceiptHandle: message.ReceiptHandle }] : []));
+    const entries = messages.flatMap((message, i) =>
+      message.ReceiptHandle ? [{ Id: String(i), ReceiptHandle: message.ReceiptHandle }] : [],
+    );
     if (entries.length === 0) return;
     try {
       const { Failed } = await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
@@ -212,7 +220,7 @@ export async function startSqsBridge(options: SqsBridgeOptions): Promise<SqsBrid
   /** The queue was deleted under us (swept while our heartbeats failed): a new queue and subscription. */
   async function replace(): Promise<void> {
     const old = current;
-    logger.warn('sqs bridge: this replica\'s queue no longer exists; creating a new one', { queueUrl: old.queueUrl });
+    logger.warn("sqs bridge: this replica's queue no longer exists; creating a new one", { queueUrl: old.queueUrl });
     await sns.send(new UnsubscribeCommand({ SubscriptionArn: old.subscriptionArn })).catch(() => undefined); // the sweep usually did
     current = await establish();
   }
@@ -224,7 +232,11 @@ export async function startSqsBridge(options: SqsBridgeOptions): Promise<SqsBrid
       let messages: Message[];
       try {
         const sending = sqs.send(
-          new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: MAX_MESSAGES_PER_RECEIVE, WaitTimeSeconds: waitTimeSeconds }),
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: MAX_MESSAGES_PER_RECEIVE,
+            WaitTimeSeconds: waitTimeSeconds,
+          }),
           { abortSignal: signal },
         );
         sending.catch(() => {}); // it may reject after stop() already ended the wait
@@ -264,8 +276,7 @@ export async function startSqsBridge(options: SqsBridgeOptions): Promise<SqsBrid
     }
   }
 
-  const sweep = () =>
-    sweepBridgeQueues({ sns, sqs, topicArn, queuePrefix, ownQueueUrl: current.queueUrl, staleAfterMs, now, logger });
+  const sweep = () => sweepBridgeQueues({ sns, sqs, topicArn, queuePrefix, ownQueueUrl: current.queueUrl, staleAfterMs, now, logger });
 
   const heartbeats = setInterval(() => void heartbeat(), heartbeatEveryMs);
   heartbeats.unref();
@@ -273,13 +284,16 @@ export async function startSqsBridge(options: SqsBridgeOptions): Promise<SqsBrid
   let sweepTimer: NodeJS.Timeout | undefined;
   let sweeping: Promise<unknown> = Promise.resolve();
   const scheduleSweep = () => {
-    sweepTimer = setTimeout(() => {
-      sweeping = sweep()
-        .catch((error) => logger.warn('sqs bridge: sweeping stale queues failed', error))
-        .finally(() => {
-          if (!signal.aborted) scheduleSweep();
-        });
-    }, sweepEveryMs * (0.5 + Math.random() / 2));
+    sweepTimer = setTimeout(
+      () => {
+        sweeping = sweep()
+          .catch((error) => logger.warn('sqs bridge: sweeping stale queues failed', error))
+          .finally(() => {
+            if (!signal.aborted) scheduleSweep();
+          });
+      },
+      sweepEveryMs * (0.5 + Math.random() / 2),
+    );
     sweepTimer.unref();
   };
   scheduleSweep();
@@ -306,7 +320,7 @@ export async function startSqsBridge(options: SqsBridgeOptions): Promise<SqsBrid
     } catch (error) {
       if (!isQueueGone(error)) logger.warn('sqs bridge: deleting the queue failed; another replica sweeps it', { queueUrl }, error);
     }
-    logger.info('sqs bridge: unsubscribed and deleted this replica\'s queue', { queueUrl });
+    logger.info("sqs bridge: unsubscribed and deleted this replica's queue", { queueUrl });
   }
 
   return {

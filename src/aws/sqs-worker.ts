@@ -173,9 +173,13 @@ export function startSqsWorker(options: SqsWorkerOptions): SqsWorker {
       }
     } catch (error) {
       // The message comes back when its visibility times out; running it again is harmless.
-      logger.warn(`${disposition.action === 'delete' ? 'deleting' : 'delaying'} a queue message failed`, {
-        messageId: message.MessageId,
-      }, error);
+      logger.warn(
+        `${disposition.action === 'delete' ? 'deleting' : 'delaying'} a queue message failed`,
+        {
+          messageId: message.MessageId,
+        },
+        error,
+      );
     }
   }
 
@@ -238,5 +242,4 @@ export function startSqsWorker(options: SqsWorkerOptions): SqsWorker {
   };
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -18,11 +18,7 @@ export class MissingTableError extends StartupError {
  * Creates the table and its indexes when absent and turns on TTL (and, with
  * `stream`, the stream of new and old images). Returns whether it created it.
  */
-export async function createTaskTable(
-  client: DynamoDBClient,
-  tableName: string,
-  options: { stream?: boolean } = {},
-): Promise<boolean> {
+export async function createTaskTable(client: DynamoDBClient, tableName: string, options: { stream?: boolean } = {}): Promise<boolean> {
   let created = false;
   try {
     await client.send(new CreateTableCommand(tableDefinition(tableName, options)));
@@ -79,8 +75,6 @@ export async function checkTaskTable(client: DynamoDBClient, tableName: string):
   }
   const missing = ALL_INDEXES.map((index) => index.name).filter((name) => !indexes.includes(name));
   if (missing.length > 0) {
-    throw new MissingTableError(
-      `Table ${tableName} lacks the indexes ${missing.join(', ')}; see "Table and indexes" in the README`,
-    );
+    throw new MissingTableError(`Table ${tableName} lacks the indexes ${missing.join(', ')}; see "Table and indexes" in the README`);
   }
 }

@@ -90,10 +90,7 @@ export class WatchTasksError extends Error {
   /** The server's errors, when it refused the subscription. */
   readonly graphQLErrors?: readonly GraphQLFormattedError[];
 
-  constructor(
-    message: string,
-    details: { closeCode?: number; graphQLErrors?: readonly GraphQLFormattedError[]; cause?: unknown } = {},
-  ) {
+  constructor(message: string, details: { closeCode?: number; graphQLErrors?: readonly GraphQLFormattedError[]; cause?: unknown } = {}) {
     super(message, { cause: details.cause });
     this.closeCode = details.closeCode;
     this.graphQLErrors = details.graphQLErrors;

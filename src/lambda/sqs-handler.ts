@@ -69,9 +69,13 @@ export function createSqsHandler(dispatch: TaskDispatch, options: SqsHandlerOpti
                 }),
               )
               .catch((error) =>
-                logger.warn('delaying a queue message failed; it returns after the visibility timeout', {
-                  messageId: record.messageId,
-                }, error),
+                logger.warn(
+                  'delaying a queue message failed; it returns after the visibility timeout',
+                  {
+                    messageId: record.messageId,
+                  },
+                  error,
+                ),
               );
           }
         }

@@ -219,10 +219,7 @@ export class SubscriptionEngine {
     held.set(event.task.id, event);
     if (held.size > maxQueuedEvents) {
       metrics.eventsDropped.inc({ reason: 'slow_consumer' });
-      this.end(
-        subscription,
-        new TaskError('SLOW_CONSUMER', `More than ${maxQueuedEvents} tasks changed faster than the subscriber reads`),
-      );
+      this.end(subscription, new TaskError('SLOW_CONSUMER', `More than ${maxQueuedEvents} tasks changed faster than the subscriber reads`));
     }
   }
 

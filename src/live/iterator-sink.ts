@@ -45,7 +45,7 @@ export class IteratorSink implements LiveSink, AsyncIterableIterator<TaskStatusE
     }
     const waiter = this.waiter;
     this.waiter = undefined;
-    if (waiter) (error ? waiter.reject(error) : waiter.resolve(DONE));
+    if (waiter) error ? waiter.reject(error) : waiter.resolve(DONE);
   }
 
   next(): Promise<IteratorResult<TaskStatusEvent>> {

@@ -48,7 +48,11 @@ export function createMetrics() {
     eventsReceived: new Series('tasks_live_events_received_total', 'Task notifications received for dispatch', 'counter'),
     eventsDelivered: new Series('tasks_live_events_delivered_total', 'Events handed to subscribers', 'counter'),
     eventsDropped: new Series('tasks_live_events_dropped_total', 'Events not delivered, by reason', 'counter'),
-    eventsCoalesced: new Series('tasks_live_events_coalesced_total', 'Queued events replaced by a newer one for a slow subscriber', 'counter'),
+    eventsCoalesced: new Series(
+      'tasks_live_events_coalesced_total',
+      'Queued events replaced by a newer one for a slow subscriber',
+      'counter',
+    ),
     notificationsRejected: new Series('tasks_sns_messages_rejected_total', 'SNS deliveries or notifications refused, by reason', 'counter'),
     publishFailures: new Series('tasks_publish_failures_total', 'Publishes to SNS that failed after retries', 'counter'),
   };

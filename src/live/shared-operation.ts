@@ -1,13 +1,4 @@
-import {
-  execute,
-  type GraphQLError,
-  Kind,
-  print,
-  visit,
-  type DocumentNode,
-  type ExecutionResult,
-  type GraphQLResolveInfo,
-} from 'graphql';
+import { execute, type GraphQLError, Kind, print, visit, type DocumentNode, type ExecutionResult, type GraphQLResolveInfo } from 'graphql';
 import type { TaskStatusEvent } from './task-event.js';
 
 /**

@@ -58,8 +58,7 @@ const REQUIRED_FIELDS: Readonly<Record<MessageType, readonly string[]>> = {
 /** The default trust rule: an https URL on the SNS host of `region`, default port, no credentials. */
 export function isSnsHostOf(region: string): (url: URL) => boolean {
   const hosts = new Set([`sns.${region}.amazonaws.com`, `sns.${region}.amazonaws.com.cn`]);
-  return (url) =>
-    url.protocol === 'https:' && url.port === '' && url.username === '' && url.password === '' && hosts.has(url.hostname);
+  return (url) => url.protocol === 'https:' && url.port === '' && url.username === '' && url.password === '' && hosts.has(url.hostname);
 }
 
 class BodyTooLarge extends Error {}
@@ -93,8 +92,7 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   });
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 const isMessageType = (value: unknown): value is MessageType => MESSAGE_TYPES.includes(value as MessageType);
 

@@ -7,10 +7,7 @@ import { WebSocketServer } from 'ws';
 import type { Identity, TokenVerifier } from '../auth/verify-token.js';
 import type { Context, SocketContext } from '../context.js';
 import { TaskError } from '../errors.js';
-import {
-  TOKEN_EXPIRED_CLOSE_CODE,
-  TOO_MANY_CONNECTIONS_CLOSE_CODE,
-} from '../live/close-codes.js';
+import { TOKEN_EXPIRED_CLOSE_CODE, TOO_MANY_CONNECTIONS_CLOSE_CODE } from '../live/close-codes.js';
 import type { LiveTasks } from '../live/live-tasks.js';
 import type { Logger } from '../logger.js';
 import { WebSocketSink } from './ws-sink.js';
@@ -36,7 +33,6 @@ interface ConnectionState {
   release?: () => void;
   cancelExpiry?: () => void;
 }
-
 
 /**
  * graphql-ws (graphql-transport-ws) on the HTTP server's upgrade, sharing
@@ -143,7 +139,10 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
         state?.release?.();
       },
       onError: (_ctx, _id, _payload, errors) => {
-        logger.debug('graphql-ws operation errors', errors.map((error) => error.message));
+        logger.debug(
+          'graphql-ws operation errors',
+          errors.map((error) => error.message),
+        );
       },
     },
     wss,

@@ -7,22 +7,24 @@ import type { Plugin } from 'graphql-yoga';
  */
 export function useErrorCodes(): Plugin {
   return {
-    onValidate: () => ({ result, setResult }) => {
-      if (result.length === 0) return;
-      setResult(
-        result.map((error) =>
-          error.extensions?.code
-            ? error
-            : new GraphQLError(error.message, {
-                nodes: error.nodes,
-                source: error.source,
-                positions: error.positions,
-                path: error.path,
-                originalError: error.originalError,
-                extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
-              }),
-        ),
-      );
-    },
+    onValidate:
+      () =>
+      ({ result, setResult }) => {
+        if (result.length === 0) return;
+        setResult(
+          result.map((error) =>
+            error.extensions?.code
+              ? error
+              : new GraphQLError(error.message, {
+                  nodes: error.nodes,
+                  source: error.source,
+                  positions: error.positions,
+                  path: error.path,
+                  originalError: error.originalError,
+                  extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
+                }),
+          ),
+        );
+      },
   };
 }

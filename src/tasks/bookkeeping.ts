@@ -31,7 +31,13 @@ export interface Bookkeeping {
 /** A change to the bookkeeping: a null removes the key. */
 export type BookkeepingChange = { [K in keyof Bookkeeping]?: Bookkeeping[K] | null };
 
-export const BOOKKEEPING_KEYS = ['attempt', 'lease', 'nextAttemptAt', 'subTasksWritten', 'pendingSweep'] as const satisfies readonly (keyof Bookkeeping)[];
+export const BOOKKEEPING_KEYS = [
+  'attempt',
+  'lease',
+  'nextAttemptAt',
+  'subTasksWritten',
+  'pendingSweep',
+] as const satisfies readonly (keyof Bookkeeping)[];
 
 const isBookkeepingKey = (key: string): key is keyof Bookkeeping => (BOOKKEEPING_KEYS as readonly string[]).includes(key);
 

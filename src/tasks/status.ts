@@ -1,15 +1,6 @@
 import { TaskError } from '../errors.js';
 
-export const TASK_STATUSES = [
-  'CREATED',
-  'QUEUED',
-  'STARTED',
-  'PROCESSING',
-  'FINISHED',
-  'COMPLETED',
-  'ERRORED',
-  'FAILED',
-] as const;
+export const TASK_STATUSES = ['CREATED', 'QUEUED', 'STARTED', 'PROCESSING', 'FINISHED', 'COMPLETED', 'ERRORED', 'FAILED'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 /**
@@ -33,8 +24,7 @@ export const isTerminal = (status: TaskStatus): boolean => TRANSITIONS[status].l
 
 export const TERMINAL_STATUSES: readonly TaskStatus[] = TASK_STATUSES.filter(isTerminal);
 
-export const canTransition = (from: TaskStatus, to: TaskStatus): boolean =>
-  TRANSITIONS[from].includes(to);
+export const canTransition = (from: TaskStatus, to: TaskStatus): boolean => TRANSITIONS[from].includes(to);
 
 export function assertTransition(from: TaskStatus, to: TaskStatus): void {
   if (!canTransition(from, to)) {

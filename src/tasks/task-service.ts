@@ -5,15 +5,7 @@ import type { Logger } from '../logger.js';
 import { Lru } from '../lru.js';
 import { applyBookkeeping, type BookkeepingChange } from './bookkeeping.js';
 import { parseTaskId, requireTaskId, taskId, taskPk, taskSk, type ParsedTaskId } from './keys.js';
-import {
-  checkJson,
-  checkName,
-  MAX_ITEM_BYTES,
-  checkPayloadSize,
-  checkSubTaskInput,
-  checkTaskType,
-  pageSize,
-} from './limits.js';
+import { checkJson, checkName, MAX_ITEM_BYTES, checkPayloadSize, checkSubTaskInput, checkTaskType, pageSize } from './limits.js';
 import type { TaskChange, TaskPublisher } from './publisher.js';
 import { rerunRequest, type RerunOptions } from './rerun.js';
 import { assertTransition, canTransition, isTerminal, type TaskStatus } from './status.js';
@@ -161,8 +153,7 @@ export class TaskService {
     const pinned = request.expectedVersion ?? undefined;
 
     for (let attempt = 1; ; attempt++) {
-      const current =
-        attempt === 1 && known && known.id === request.id && pinned === known.version ? known : await this.store.get(parsed);
+      const current = attempt === 1 && known && known.id === request.id && pinned === known.version ? known : await this.store.get(parsed);
       if (!current) throw notFound(`Task ${request.id} not found`);
       if (pinned !== undefined && current.version !== pinned) {
         throw conflict(`Task ${request.id} is at version ${current.version}, not ${pinned}`, {
@@ -171,10 +162,10 @@ export class TaskService {
         });
       }
       if (attempt > 1 && !canTransition(current.status, request.status)) {
-        throw conflict(
-          `Task ${request.id} changed concurrently to ${current.status}; it can no longer move to ${request.status}`,
-          { currentStatus: current.status, currentVersion: current.version },
-        );
+        throw conflict(`Task ${request.id} changed concurrently to ${current.status}; it can no longer move to ${request.status}`, {
+          currentStatus: current.status,
+          currentVersion: current.version,
+        });
       }
       assertTransition(current.status, request.status);
 

@@ -13,5 +13,4 @@ export function resolveTenant(actor: Actor, requested?: string | null): string {
   return requested;
 }
 
-export const canAccessTenant = (actor: Actor, tenantCode: string): boolean =>
-  actor.isAdmin || actor.tenantCode === tenantCode;
+export const canAccessTenant = (actor: Actor, tenantCode: string): boolean => actor.isAdmin || actor.tenantCode === tenantCode;

@@ -14,7 +14,6 @@ import type { TaskStore } from '../tasks/task-store.js';
 import { resolveTenant } from '../tasks/tenancy.js';
 import { assertFullAccess } from '../tasks/viewer-scope.js';
 
-
 const UNFINISHED: readonly TaskStatus[] = TASK_STATUSES.filter((status) => !isTerminal(status));
 
 export interface BulkCancelDependencies {

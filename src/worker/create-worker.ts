@@ -42,8 +42,7 @@ export function createWorker(deps: WorkerDependencies) {
   const runner = new TaskRunner({ tasks, store, registry, logger, settings });
 
   let stepFunctions!: StepFunctionTasks;
-  const executions =
-    deps.executions ?? new LocalExecutions(loadStateMachineDefinition(), (event) => stepFunctions.handle(event), logger);
+  const executions = deps.executions ?? new LocalExecutions(loadStateMachineDefinition(), (event) => stepFunctions.handle(event), logger);
   stepFunctions = new StepFunctionTasks({
     tasks,
     store,

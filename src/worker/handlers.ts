@@ -73,8 +73,11 @@ export class HandlerRegistry {
 function resolve(map: HandlerMap): Map<string, ResolvedHandler> {
   return new Map(
     Object.entries(map).map(([type, spec]) => {
-      const { handler, maxAttempts = DEFAULT_MAX_ATTEMPTS, retryDelayMs = DEFAULT_RETRY_DELAY_MS } =
-        typeof spec === 'function' ? { handler: spec } : spec;
+      const {
+        handler,
+        maxAttempts = DEFAULT_MAX_ATTEMPTS,
+        retryDelayMs = DEFAULT_RETRY_DELAY_MS,
+      } = typeof spec === 'function' ? { handler: spec } : spec;
       if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new Error(`${type}: maxAttempts must be >= 1`);
       return [type, { handler, maxAttempts, retryDelayMs }];
     }),

@@ -12,7 +12,6 @@ import type { HandlerRegistry } from './handlers.js';
 import { executionName, type SubTaskEvent, type SubTaskExecutions } from './sub-task-executions.js';
 import { errorAttribute, workerActor, type RunOutcome, type WorkerSettings } from './task-runner.js';
 
-
 /** A sub-task already held by a live worker; the state machine retries the iteration later. */
 export class SubTaskBusyError extends Error {
   override name = 'SubTaskBusy';
@@ -161,7 +160,12 @@ export class StepFunctionTasks {
       return { index, status: 'FAILED' };
     }
     const { lease } = sub;
-    if (sub.status === 'PROCESSING' && lease && lease.until > Date.now() && !(settings.singleProcess && lease.owner !== settings.workerId)) {
+    if (
+      sub.status === 'PROCESSING' &&
+      lease &&
+      lease.until > Date.now() &&
+      !(settings.singleProcess && lease.owner !== settings.workerId)
+    ) {
       throw new SubTaskBusyError(`sub-task ${index} of ${parentId} is running elsewhere`);
     }
 
@@ -190,10 +194,7 @@ export class StepFunctionTasks {
     }
     if (run.controller.signal.aborted) return { index, status: 'FAILED' }; // cancelled: the canceller counted it
     try {
-      await run.write(
-        outcome.status,
-        outcome.status === 'COMPLETED' ? { result: outcome.result } : { error: outcome.error },
-      );
+      await run.write(outcome.status, outcome.status === 'COMPLETED' ? { result: outcome.result } : { error: outcome.error });
     } catch (error) {
       if (error instanceof LostRunError) return { index, status: 'FAILED' };
       throw error;
@@ -346,10 +347,7 @@ export class StepFunctionTasks {
    * race it reads again, until the sub-task is terminal. Returns its final
    * status, and the sub-task as this call found it when this call failed it.
    */
-  private async failUnfinished(
-    sub: Task,
-    error: Record<string, unknown>,
-  ): Promise<{ status: Task['status']; failedFrom?: Task }> {
+  private async failUnfinished(sub: Task, error: Record<string, unknown>): Promise<{ status: Task['status']; failedFrom?: Task }> {
     let current: Task | undefined = sub;
     for (let attempt = 0; current && !isTerminal(current.status); attempt++) {
       try {
@@ -379,10 +377,7 @@ export class StepFunctionTasks {
    * Counts the sub-tasks by status, and lists the first ones with their status;
    * with `failWith`, fails the unfinished ones first (a page at a time, concurrently).
    */
-  private async recount(
-    parent: Task,
-    failWith?: Record<string, unknown>,
-  ): Promise<SubTaskCounts & { open: number; listed: SubTaskRef[] }> {
+  private async recount(parent: Task, failWith?: Record<string, unknown>): Promise<SubTaskCounts & { open: number; listed: SubTaskRef[] }> {
     const counts = { running: 0, succeeded: 0, failed: 0, open: 0, listed: [] as SubTaskRef[] };
     for await (const page of this.subTaskPages(parent)) {
       const statuses = await Promise.all(
@@ -469,5 +464,4 @@ export const needsSweep = (parent: Task): boolean =>
   parent.pendingSweep !== undefined ||
   (typeof parent.attributes.subTaskCount === 'number' && doneCount(parent) < parent.attributes.subTaskCount);
 
-const doneCount = (parent: Task) =>
-  Number(parent.attributes.subTaskSucceedCount ?? 0) + Number(parent.attributes.subTaskFailedCount ?? 0);
+const doneCount = (parent: Task) => Number(parent.attributes.subTaskSucceedCount ?? 0) + Number(parent.attributes.subTaskFailedCount ?? 0);

@@ -9,9 +9,7 @@ export interface ExecutionInput {
 }
 
 /** What the state machine's Task states send to the sub-task runner. */
-export type SubTaskEvent =
-  | { action: 'run-sub-task'; parentId: string; index: number }
-  | { action: 'settle-parent'; parentId: string };
+export type SubTaskEvent = { action: 'run-sub-task'; parentId: string; index: number } | { action: 'settle-parent'; parentId: string };
 
 /** Starts and stops executions of the state machine: AWS Step Functions, or the local interpreter. */
 export interface SubTaskExecutions {
@@ -51,9 +49,7 @@ const LOCAL_SUBSTITUTIONS: Readonly<Record<string, string>> = {
  * The shipped Amazon States Language definition, from the source tree (tsx,
  * vitest) or the build (dist/src/worker), with its `${Name}` variables replaced.
  */
-export function loadStateMachineDefinition(
-  substitutions: Readonly<Record<string, string>> = LOCAL_SUBSTITUTIONS,
-): Record<string, unknown> {
+export function loadStateMachineDefinition(substitutions: Readonly<Record<string, string>> = LOCAL_SUBSTITUTIONS): Record<string, unknown> {
   const layouts = ['../../statemachine/sub-tasks.asl.json', '../../../statemachine/sub-tasks.asl.json'];
   for (const path of layouts) {
     let text: string;

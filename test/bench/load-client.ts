@@ -6,13 +6,7 @@
  * DynamoDB loads. The runner tells it what to do over IPC.
  */
 import { Agent, request as httpRequest } from 'node:http';
-import {
-  BatchWriteItemCommand,
-  DynamoDBClient,
-  PutItemCommand,
-  UpdateItemCommand,
-  type AttributeValue,
-} from '@aws-sdk/client-dynamodb';
+import { BatchWriteItemCommand, DynamoDBClient, PutItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import WebSocket from 'ws';
 import { monotonicFactory } from 'ulid';
@@ -63,7 +57,13 @@ function post(url: string, body: string, headers: Record<string, string>, agent:
   });
 }
 
-async function gql<T = any>(url: string, token: string, query: string, variables: Record<string, unknown> = {}, agent = agentFor(4)): Promise<T> {
+async function gql<T = any>(
+  url: string,
+  token: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  agent = agentFor(4),
+): Promise<T> {
   const res = await post(url, JSON.stringify({ query, variables }), { authorization: `Bearer ${token}` }, agent);
   const body = JSON.parse(res.text) as { data?: T; errors?: { message: string }[] };
   if (res.status !== 200 || body.errors) throw new Error(`GraphQL ${res.status}: ${JSON.stringify(body.errors ?? res.text).slice(0, 500)}`);
@@ -417,10 +417,10 @@ function updateInput(table: string, task: Task, status: TaskStatus, attributes: 
   const assignments = Object.entries(next)
     .filter(([, value]) => value !== undefined)
     .map(([name, value], i) => {
-    names[`#a${i}`] = name;
-    values[`:a${i}`] = value;
-    return `#a${i} = :a${i}`;
-  });
+      names[`#a${i}`] = name;
+      values[`:a${i}`] = value;
+      return `#a${i} = :a${i}`;
+    });
   task.version++;
   return new UpdateItemCommand({
     TableName: table,
@@ -454,7 +454,14 @@ async function raw(args: RawArgs) {
   if (args.op === 'put') {
     let tasks: Task[];
     if (args.shape === 'subtask') {
-      const parent = { ...taskFor(args.tenant, 'NOOP', Array.from({ length: args.count }, (_, i) => ({ i }))), kind: 'SFN_TASK' as const };
+      const parent = {
+        ...taskFor(
+          args.tenant,
+          'NOOP',
+          Array.from({ length: args.count }, (_, i) => ({ i })),
+        ),
+        kind: 'SFN_TASK' as const,
+      };
       parent.pk = taskPk('SFN_TASK', args.tenant);
       parent.id = taskId(parent.pk, parent.sk);
       tasks = subTasksOf(parent);

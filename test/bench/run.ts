@@ -32,7 +32,8 @@ const ONLY = new Set(
     .map((s) => s.trim())
     .filter(Boolean),
 );
-for (const name of ONLY) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown scenario ${name}; use ${SCENARIOS.join(',')}`);
+for (const name of ONLY)
+  if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown scenario ${name}; use ${SCENARIOS.join(',')}`);
 const selected = (name: Scenario) => ONLY.has(name);
 
 const N_VALUES = process.env.BENCH_N ? process.env.BENCH_N.split(',').map(Number) : QUICK ? [200, 500] : [1000, 5000, 10000];
@@ -89,15 +90,32 @@ const rows: Row[] = [];
 const results: Record<string, unknown> = {};
 const notes: string[] = [];
 
-function row(scenario: string, metric: string, service: string, baseline: string, ratio: number | null, target?: { op: '<=' | '>='; value: number; label?: string }) {
+function row(
+  scenario: string,
+  metric: string,
+  service: string,
+  baseline: string,
+  ratio: number | null,
+  target?: { op: '<=' | '>='; value: number; label?: string },
+) {
   let verdict: Row['verdict'] = 'info';
   if (target) verdict = ratio === null ? 'n/a' : (target.op === '<=' ? ratio <= target.value : ratio >= target.value) ? 'PASS' : 'FAIL';
-  rows.push({ scenario, metric, service, baseline, ratio: round(ratio, 2), target: target ? (target.label ?? `${target.op} ${target.value}`) : '', verdict });
+  rows.push({
+    scenario,
+    metric,
+    service,
+    baseline,
+    ratio: round(ratio, 2),
+    target: target ? (target.label ?? `${target.op} ${target.value}`) : '',
+    verdict,
+  });
 }
 
-const fmtMs = (ms: number | null | undefined) => (ms === null || ms === undefined || !Number.isFinite(ms) ? '-' : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`);
+const fmtMs = (ms: number | null | undefined) =>
+  ms === null || ms === undefined || !Number.isFinite(ms) ? '-' : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`;
 const fmtUs = (us: number | null | undefined) => (us === null || us === undefined || !Number.isFinite(us) ? '-' : `${us.toFixed(1)} µs`);
-const fmtBytes = (b: number | null | undefined) => (b === null || b === undefined || !Number.isFinite(b) ? '-' : b >= 1024 ? `${(b / 1024).toFixed(1)} KiB` : `${b.toFixed(0)} B`);
+const fmtBytes = (b: number | null | undefined) =>
+  b === null || b === undefined || !Number.isFinite(b) ? '-' : b >= 1024 ? `${(b / 1024).toFixed(1)} KiB` : `${b.toFixed(0)} B`;
 const fmtRate = (r: number | null | undefined) => (r === null || r === undefined || !Number.isFinite(r) ? '-' : `${r.toFixed(0)}/s`);
 
 // ---------------------------------------------------------------------------
@@ -106,7 +124,10 @@ const fmtRate = (r: number | null | undefined) => (r === null || r === undefined
 let client!: Child;
 let standIn: SnsStandIn | undefined;
 
-async function startService(env: Record<string, string>, label: string): Promise<{ child: Child; url: string; dynamoEndpoint: string; tableName: string }> {
+async function startService(
+  env: Record<string, string>,
+  label: string,
+): Promise<{ child: Child; url: string; dynamoEndpoint: string; tableName: string }> {
   const child = startChild(label, SERVER, {
     nodeArgs: ['--expose-gc'],
     env: {
@@ -172,7 +193,17 @@ interface EventStats {
   clientBusy: number | null;
 }
 
-type Trigger = (marker: string, i: number) => { url: string; headers?: Record<string, string>; body?: string; sns?: { topicArn: string; message: unknown }; group: number | null; expected: number };
+type Trigger = (
+  marker: string,
+  i: number,
+) => {
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+  sns?: { topicArn: string; message: unknown };
+  group: number | null;
+  expected: number;
+};
 
 /** Warm-up events, then `EVENTS` measured ones, spaced so they never overlap. */
 async function runEvents(server: Child, trigger: Trigger, label: string): Promise<EventStats> {
@@ -209,7 +240,11 @@ async function runEvents(server: Child, trigger: Trigger, label: string): Promis
     if (out.httpOk) responses.push(out.httpMs);
     clientCpuUs += out.clientCpuUs;
     if (out.latencyMs !== null) windowWallMs += out.latencyMs;
-    perEvent.push({ latencyMs: round(out.complete ? out.latencyMs : null), cpuUs: Math.round(window.cpuUs), stallMs: round(window.maxDelayMs)! });
+    perEvent.push({
+      latencyMs: round(out.complete ? out.latencyMs : null),
+      cpuUs: Math.round(window.cpuUs),
+      stallMs: round(window.maxDelayMs)!,
+    });
     delivered += out.received;
     expectedTotal += out.expected;
     wrong += out.wrong;
@@ -274,12 +309,10 @@ async function idleMemory(server: Child, n: number, before: any): Promise<IdleMe
 
 async function connectAll(label: string, args: { url: string; groups: { token: string; count: number; group: number }[] }) {
   const total = args.groups.reduce((sum, g) => sum + g.count, 0);
-  const out = await client.call(
-    'connect',
-    { ...args, query: SUBSCRIPTION, concurrency: CONNECT_CONCURRENCY, timeoutMs: 180_000 },
-    200_000,
+  const out = await client.call('connect', { ...args, query: SUBSCRIPTION, concurrency: CONNECT_CONCURRENCY, timeoutMs: 180_000 }, 200_000);
+  log(
+    `${label}: ${out.opened}/${total} sockets open in ${(out.ms / 1000).toFixed(1)} s${out.failed ? `, ${out.failed} failed (${out.failures.join('; ')})` : ''}`,
   );
-  log(`${label}: ${out.opened}/${total} sockets open in ${(out.ms / 1000).toFixed(1)} s${out.failed ? `, ${out.failed} failed (${out.failures.join('; ')})` : ''}`);
   return out;
 }
 
@@ -309,14 +342,27 @@ async function prepareService(url: string, withSns: boolean): Promise<ServiceFix
   const tokens = await Promise.all(Array.from({ length: TENANT_GROUPS }, (_, g) => token(`fan-${g}`)));
   const tasks: string[] = [];
   for (const t of tokens) {
-    const created = await client.call('gql', { url, token: t, query: `mutation { createTask(input: { taskType: "BENCH", input: { fanout: true } }) { id } }` });
+    const created = await client.call('gql', {
+      url,
+      token: t,
+      query: `mutation { createTask(input: { taskType: "BENCH", input: { fanout: true } }) { id } }`,
+    });
     const id = created.createTask.id as string;
-    await client.call('gql', { url, token: t, query: `mutation($id: ID!) { updateStatus(input: { id: $id, status: PROCESSING }) { version } }`, variables: { id } });
+    await client.call('gql', {
+      url,
+      token: t,
+      query: `mutation($id: ID!) { updateStatus(input: { id: $id, status: PROCESSING }) { version } }`,
+      variables: { id },
+    });
     tasks.push(id);
   }
   let snsTask: Record<string, any> | undefined;
   if (withSns) {
-    const created = await client.call('gql', { url, token: tokens[0], query: `mutation { createTask(input: { taskType: "BENCHSNS", input: { sns: true } }) { ${TASK_FIELDS} } }` });
+    const created = await client.call('gql', {
+      url,
+      token: tokens[0],
+      query: `mutation { createTask(input: { taskType: "BENCHSNS", input: { sns: true } }) { ${TASK_FIELDS} } }`,
+    });
     snsTask = created.createTask;
   }
   return { url, tokens, tasks, snsTask };
@@ -330,7 +376,10 @@ function mutationTrigger(fx: ServiceFixture, grouped: boolean, n: number): Trigg
     return {
       url: fx.url,
       headers: { authorization: `Bearer ${fx.tokens[group]}` },
-      body: JSON.stringify({ query: UPDATE, variables: { input: { id: fx.tasks[group], status: 'PROCESSING', attributes: { seq: marker, pad } } } }),
+      body: JSON.stringify({
+        query: UPDATE,
+        variables: { input: { id: fx.tasks[group], status: 'PROCESSING', attributes: { seq: marker, pad } } },
+      }),
       group,
       expected: grouped ? n / TENANT_GROUPS : n,
     };
@@ -398,7 +447,13 @@ async function calibrateFrame(fx: ServiceFixture): Promise<{ frame: string; mark
 interface FanoutResult {
   n: number;
   frameBytes?: number;
-  service: { oneTenant?: EventStats; tenSpread?: EventStats; sns?: EventStats | { skipped: string }; memory?: IdleMemory; connectMs?: number };
+  service: {
+    oneTenant?: EventStats;
+    tenSpread?: EventStats;
+    sns?: EventStats | { skipped: string };
+    memory?: IdleMemory;
+    connectMs?: number;
+  };
   bare: { oneGroup?: EventStats; tenSpread?: EventStats; memory?: IdleMemory; connectMs?: number };
 }
 
@@ -454,7 +509,9 @@ async function fanoutAt(n: number, opts: { events: boolean; memoryOnly?: boolean
       }
       const counters = await client.call('counters');
       if (counters.protocolErrors || counters.closedUnexpectedly || counters.stray) {
-        notes.push(`fan-out n=${n}: ${counters.protocolErrors} protocol errors, ${counters.closedUnexpectedly} sockets closed by the service (${JSON.stringify(counters.closeCodes)}), ${counters.stray} unexpected messages; last error: ${counters.lastProtocolError}`);
+        notes.push(
+          `fan-out n=${n}: ${counters.protocolErrors} protocol errors, ${counters.closedUnexpectedly} sockets closed by the service (${JSON.stringify(counters.closeCodes)}), ${counters.stray} unexpected messages; last error: ${counters.lastProtocolError}`,
+        );
       }
     } finally {
       await client.call('closeAll').catch(() => {});
@@ -483,7 +540,11 @@ async function fanoutAt(n: number, opts: { events: boolean; memoryOnly?: boolean
         log(`bare n=${n}: broadcast to all`);
         result.bare.oneGroup = await runEvents(bare.child, bareTrigger(bare.url, frame.frame, frame.marker, false, n), `bare n=${n} all`);
         log(`bare n=${n}: broadcast to one group of ten`);
-        result.bare.tenSpread = await runEvents(bare.child, bareTrigger(bare.url, frame.frame, frame.marker, true, n), `bare n=${n} groups`);
+        result.bare.tenSpread = await runEvents(
+          bare.child,
+          bareTrigger(bare.url, frame.frame, frame.marker, true, n),
+          `bare n=${n} groups`,
+        );
       }
     } finally {
       await client.call('closeAll').catch(() => {});
@@ -525,13 +586,31 @@ function reportFanout(r: FanoutResult) {
   const s = r.service;
   const b = r.bare;
   const label = `fan-out N=${r.n}`;
-  const ratio = (a?: number | null, c?: number | null) => (a === undefined || a === null || c === undefined || c === null || !c ? null : a / c);
+  const ratio = (a?: number | null, c?: number | null) =>
+    a === undefined || a === null || c === undefined || c === null || !c ? null : a / c;
   const both = (x?: EventStats) => (x && x.latency.count > 0 ? x : undefined);
   const so = both(s.oneTenant);
   const bo = both(b.oneGroup);
-  row(label, 'one tenant: latency to last, median', fmtMs(so?.latency.p50), fmtMs(bo?.latency.p50), ratio(so?.latency.p50, bo?.latency.p50), { op: '<=', value: 1.5 });
-  row(label, 'one tenant: latency to last, p99', fmtMs(so?.latency.p99), fmtMs(bo?.latency.p99), ratio(so?.latency.p99, bo?.latency.p99), { op: '<=', value: 2 });
-  row(label, 'one tenant: server CPU per message', fmtUs(s.oneTenant?.cpuUsPerMessage), fmtUs(b.oneGroup?.cpuUsPerMessage), ratio(s.oneTenant?.cpuUsPerMessage, b.oneGroup?.cpuUsPerMessage), { op: '<=', value: 2 });
+  row(
+    label,
+    'one tenant: latency to last, median',
+    fmtMs(so?.latency.p50),
+    fmtMs(bo?.latency.p50),
+    ratio(so?.latency.p50, bo?.latency.p50),
+    { op: '<=', value: 1.5 },
+  );
+  row(label, 'one tenant: latency to last, p99', fmtMs(so?.latency.p99), fmtMs(bo?.latency.p99), ratio(so?.latency.p99, bo?.latency.p99), {
+    op: '<=',
+    value: 2,
+  });
+  row(
+    label,
+    'one tenant: server CPU per message',
+    fmtUs(s.oneTenant?.cpuUsPerMessage),
+    fmtUs(b.oneGroup?.cpuUsPerMessage),
+    ratio(s.oneTenant?.cpuUsPerMessage, b.oneGroup?.cpuUsPerMessage),
+    { op: '<=', value: 2 },
+  );
   rows.push({
     scenario: label,
     metric: 'one tenant: longest event-loop stall',
@@ -539,13 +618,35 @@ function reportFanout(r: FanoutResult) {
     baseline: fmtMs(b.oneGroup?.maxStallMs),
     ratio: null,
     target: 'service <= 50 ms',
-    verdict: s.oneTenant?.maxStallMs === null || s.oneTenant?.maxStallMs === undefined ? 'n/a' : s.oneTenant.maxStallMs <= 50 ? 'PASS' : 'FAIL',
+    verdict:
+      s.oneTenant?.maxStallMs === null || s.oneTenant?.maxStallMs === undefined ? 'n/a' : s.oneTenant.maxStallMs <= 50 ? 'PASS' : 'FAIL',
   });
   if (s.sns && 'latency' in s.sns) {
     const sn = s.sns;
-    row(label, 'SNS /sns trigger: latency to last, median', fmtMs(sn.latency.p50), fmtMs(bo?.latency.p50), ratio(sn.latency.p50, bo?.latency.p50), { op: '<=', value: 1.5 });
-    row(label, 'SNS /sns trigger: latency to last, p99', fmtMs(sn.latency.p99), fmtMs(bo?.latency.p99), ratio(sn.latency.p99, bo?.latency.p99), { op: '<=', value: 2 });
-    row(label, 'SNS /sns trigger: server CPU per message', fmtUs(sn.cpuUsPerMessage), fmtUs(b.oneGroup?.cpuUsPerMessage), ratio(sn.cpuUsPerMessage, b.oneGroup?.cpuUsPerMessage), { op: '<=', value: 2 });
+    row(
+      label,
+      'SNS /sns trigger: latency to last, median',
+      fmtMs(sn.latency.p50),
+      fmtMs(bo?.latency.p50),
+      ratio(sn.latency.p50, bo?.latency.p50),
+      { op: '<=', value: 1.5 },
+    );
+    row(
+      label,
+      'SNS /sns trigger: latency to last, p99',
+      fmtMs(sn.latency.p99),
+      fmtMs(bo?.latency.p99),
+      ratio(sn.latency.p99, bo?.latency.p99),
+      { op: '<=', value: 2 },
+    );
+    row(
+      label,
+      'SNS /sns trigger: server CPU per message',
+      fmtUs(sn.cpuUsPerMessage),
+      fmtUs(b.oneGroup?.cpuUsPerMessage),
+      ratio(sn.cpuUsPerMessage, b.oneGroup?.cpuUsPerMessage),
+      { op: '<=', value: 2 },
+    );
     rows.push({
       scenario: label,
       metric: 'SNS /sns trigger: longest event-loop stall',
@@ -558,10 +659,36 @@ function reportFanout(r: FanoutResult) {
   }
   const st = both(s.tenSpread);
   const bt = both(b.tenSpread);
-  row(label, `10 tenants (N/10 each): latency to last, median`, fmtMs(st?.latency.p50), fmtMs(bt?.latency.p50), ratio(st?.latency.p50, bt?.latency.p50), { op: '<=', value: 1.5 });
-  row(label, `10 tenants (N/10 each): latency to last, p99 (info)`, fmtMs(st?.latency.p99), fmtMs(bt?.latency.p99), ratio(st?.latency.p99, bt?.latency.p99));
-  row(label, '10 tenants: trigger → first receipt, median (info)', fmtMs(st?.first.p50), fmtMs(bt?.first.p50), ratio(st?.first.p50, bt?.first.p50));
-  row(label, `10 tenants: server CPU per message`, fmtUs(s.tenSpread?.cpuUsPerMessage), fmtUs(b.tenSpread?.cpuUsPerMessage), ratio(s.tenSpread?.cpuUsPerMessage, b.tenSpread?.cpuUsPerMessage), { op: '<=', value: 2 });
+  row(
+    label,
+    `10 tenants (N/10 each): latency to last, median`,
+    fmtMs(st?.latency.p50),
+    fmtMs(bt?.latency.p50),
+    ratio(st?.latency.p50, bt?.latency.p50),
+    { op: '<=', value: 1.5 },
+  );
+  row(
+    label,
+    `10 tenants (N/10 each): latency to last, p99 (info)`,
+    fmtMs(st?.latency.p99),
+    fmtMs(bt?.latency.p99),
+    ratio(st?.latency.p99, bt?.latency.p99),
+  );
+  row(
+    label,
+    '10 tenants: trigger → first receipt, median (info)',
+    fmtMs(st?.first.p50),
+    fmtMs(bt?.first.p50),
+    ratio(st?.first.p50, bt?.first.p50),
+  );
+  row(
+    label,
+    `10 tenants: server CPU per message`,
+    fmtUs(s.tenSpread?.cpuUsPerMessage),
+    fmtUs(b.tenSpread?.cpuUsPerMessage),
+    ratio(s.tenSpread?.cpuUsPerMessage, b.tenSpread?.cpuUsPerMessage),
+    { op: '<=', value: 2 },
+  );
   rows.push({
     scenario: label,
     metric: '10 tenants: longest event-loop stall',
@@ -569,16 +696,31 @@ function reportFanout(r: FanoutResult) {
     baseline: fmtMs(b.tenSpread?.maxStallMs),
     ratio: null,
     target: 'service <= 50 ms',
-    verdict: s.tenSpread?.maxStallMs === null || s.tenSpread?.maxStallMs === undefined ? 'n/a' : s.tenSpread.maxStallMs <= 50 ? 'PASS' : 'FAIL',
+    verdict:
+      s.tenSpread?.maxStallMs === null || s.tenSpread?.maxStallMs === undefined ? 'n/a' : s.tenSpread.maxStallMs <= 50 ? 'PASS' : 'FAIL',
   });
-  for (const [name, stats] of [['service one tenant', s.oneTenant], ['service SNS', s.sns && 'latency' in s.sns ? s.sns : undefined], ['service ten tenants', s.tenSpread], ['bare all', b.oneGroup], ['bare groups', b.tenSpread]] as const) {
+  for (const [name, stats] of [
+    ['service one tenant', s.oneTenant],
+    ['service SNS', s.sns && 'latency' in s.sns ? s.sns : undefined],
+    ['service ten tenants', s.tenSpread],
+    ['bare all', b.oneGroup],
+    ['bare groups', b.tenSpread],
+  ] as const) {
     if (!stats) continue;
     if (stats.incomplete || stats.wrong || stats.httpFailures) {
-      notes.push(`${label} ${name}: ${stats.incomplete} incomplete events, ${stats.wrong} deliveries to the wrong tenant/group, ${stats.httpFailures} failed triggers${stats.httpSample ? ` (${stats.httpSample})` : ''}`);
+      notes.push(
+        `${label} ${name}: ${stats.incomplete} incomplete events, ${stats.wrong} deliveries to the wrong tenant/group, ${stats.httpFailures} failed triggers${stats.httpSample ? ` (${stats.httpSample})` : ''}`,
+      );
     }
   }
   if (s.memory && b.memory) {
-    row(label, 'RSS per idle subscribed connection (info)', fmtBytes(s.memory.rssPerConnection), fmtBytes(b.memory.rssPerConnection), ratio(s.memory.rssPerConnection, b.memory.rssPerConnection));
+    row(
+      label,
+      'RSS per idle subscribed connection (info)',
+      fmtBytes(s.memory.rssPerConnection),
+      fmtBytes(b.memory.rssPerConnection),
+      ratio(s.memory.rssPerConnection, b.memory.rssPerConnection),
+    );
   }
 }
 
@@ -592,8 +734,21 @@ async function memoryScenario(fanout: FanoutResult[]) {
   const s = r.service.memory!;
   const b = r.bare.memory!;
   results.memory = { n: MEMORY_N, service: s, bare: b, reusedFromFanout: fanout.includes(r) };
-  row(`memory N=${MEMORY_N}`, 'RSS per idle subscribed connection (after GC)', fmtBytes(s.rssPerConnection), fmtBytes(b.rssPerConnection), b.rssPerConnection > 0 ? s.rssPerConnection / b.rssPerConnection : null, { op: '<=', value: 2 });
-  row(`memory N=${MEMORY_N}`, 'JS heap used per connection (info)', fmtBytes(s.heapPerConnection), fmtBytes(b.heapPerConnection), b.heapPerConnection > 0 ? s.heapPerConnection / b.heapPerConnection : null);
+  row(
+    `memory N=${MEMORY_N}`,
+    'RSS per idle subscribed connection (after GC)',
+    fmtBytes(s.rssPerConnection),
+    fmtBytes(b.rssPerConnection),
+    b.rssPerConnection > 0 ? s.rssPerConnection / b.rssPerConnection : null,
+    { op: '<=', value: 2 },
+  );
+  row(
+    `memory N=${MEMORY_N}`,
+    'JS heap used per connection (info)',
+    fmtBytes(s.heapPerConnection),
+    fmtBytes(b.heapPerConnection),
+    b.heapPerConnection > 0 ? s.heapPerConnection / b.heapPerConnection : null,
+  );
   if (!s.gcExposed || !b.gcExposed) notes.push('memory: global.gc was not available in a server process; RSS was read without a forced GC');
 }
 
@@ -645,13 +800,43 @@ async function mutationsScenario() {
       updateItem: entry(rawUpdate),
       note: 'updateStatus reads the task (consistent GetItem) before its conditional UpdateItem; the raw UpdateItem sets the same fields (status, attributes, version, updatedAt/By/Ip, requestId, list keys) pinned on version, without the read. The raw calls SDK cost runs in the load-client process; the service runs its SDK client and dynalite in one process.',
     };
-    for (const [name, x] of [['createTask', create], ['PutItem', put], ['updateStatus', update], ['UpdateItem', rawUpdate]] as const) {
+    for (const [name, x] of [
+      ['createTask', create],
+      ['PutItem', put],
+      ['updateStatus', update],
+      ['UpdateItem', rawUpdate],
+    ] as const) {
       if (x.out.errors) notes.push(`mutations ${name}: ${x.out.errors} errors (${x.out.errorSamples.join('; ')})`);
     }
-    row('mutations', `createTask vs PutItem throughput (c=${MUTATION_CONCURRENCY}, ${MUTATION_OPS} ops)`, fmtRate(rate(create.out)), fmtRate(rate(put.out)), rate(create.out) / rate(put.out), { op: '>=', value: 0.7 });
-    row('mutations', 'updateStatus vs UpdateItem throughput (info)', fmtRate(rate(update.out)), fmtRate(rate(rawUpdate.out)), rate(update.out) / rate(rawUpdate.out));
-    row('mutations', 'createTask vs PutItem latency p99 (info)', fmtMs(create.out.latency.p99), fmtMs(put.out.latency.p99), create.out.latency.p99 / put.out.latency.p99);
-    row('mutations', 'server CPU per createTask vs per PutItem (info)', fmtUs(create.cpuUs / create.out.done), fmtUs(put.cpuUs / put.out.done), create.cpuUs / create.out.done / (put.cpuUs / put.out.done));
+    row(
+      'mutations',
+      `createTask vs PutItem throughput (c=${MUTATION_CONCURRENCY}, ${MUTATION_OPS} ops)`,
+      fmtRate(rate(create.out)),
+      fmtRate(rate(put.out)),
+      rate(create.out) / rate(put.out),
+      { op: '>=', value: 0.7 },
+    );
+    row(
+      'mutations',
+      'updateStatus vs UpdateItem throughput (info)',
+      fmtRate(rate(update.out)),
+      fmtRate(rate(rawUpdate.out)),
+      rate(update.out) / rate(rawUpdate.out),
+    );
+    row(
+      'mutations',
+      'createTask vs PutItem latency p99 (info)',
+      fmtMs(create.out.latency.p99),
+      fmtMs(put.out.latency.p99),
+      create.out.latency.p99 / put.out.latency.p99,
+    );
+    row(
+      'mutations',
+      'server CPU per createTask vs per PutItem (info)',
+      fmtUs(create.cpuUs / create.out.done),
+      fmtUs(put.cpuUs / put.out.done),
+      create.cpuUs / create.out.done / (put.cpuUs / put.out.done),
+    );
   } finally {
     await service.child.stop();
   }
@@ -670,12 +855,24 @@ async function listingScenario() {
     log(`listing: seeding ${LIST_BIG} tasks (at most ${(budget / 1000).toFixed(0)} s)`);
     const big = await client.call('seed', { ...seedBase, tenant: 'list-big', count: LIST_BIG, deadlineMs: budget }, budget + 60_000);
     log(`listing: seeded ${big.written} in ${(big.ms / 1000).toFixed(1)} s (${((big.written / big.ms) * 1000).toFixed(0)} items/s)`);
-    for (const [name, x] of [['small', small], ['big', big]] as const) {
+    for (const [name, x] of [
+      ['small', small],
+      ['big', big],
+    ] as const) {
       if (x.errors) notes.push(`listing: seeding the ${name} tenant had ${x.errors} failed batches (${x.errorSamples.join('; ')})`);
     }
-    if (big.written < LIST_BIG) notes.push(`listing: seeding ${LIST_BIG} items into dynalite did not fit in ${(budget / 1000).toFixed(0)} s; the big tenant holds ${big.written} (${((big.written / big.ms) * 1000).toFixed(0)} items/s)`);
+    if (big.written < LIST_BIG)
+      notes.push(
+        `listing: seeding ${LIST_BIG} items into dynalite did not fit in ${(budget / 1000).toFixed(0)} s; the big tenant holds ${big.written} (${((big.written / big.ms) * 1000).toFixed(0)} items/s)`,
+      );
     const [tBig, tSmall] = await Promise.all([token('list-big'), token('list-small')]);
-    const q = (t: string, status?: string | undefined) => ({ url: service.url, token: t, status, count: LIST_QUERIES, deadlineMs: 120_000 });
+    const q = (t: string, status?: string | undefined) => ({
+      url: service.url,
+      token: t,
+      status,
+      count: LIST_QUERIES,
+      deadlineMs: 120_000,
+    });
     // Warm both tenants' paths.
     for (const t of [tBig, tSmall]) {
       await client.call('list', { ...q(t), count: 30 }, 60_000);
@@ -683,8 +880,15 @@ async function listingScenario() {
     }
     log(`listing: ${LIST_QUERIES} queries per case, interleaved in ${LIST_ROUNDS} rounds`);
     type Case = { latency: Summary; errors: number; errorSamples: string[]; minEdges: number; done: number };
-    const cases = { bigAll: [tBig, undefined], smallAll: [tSmall, undefined], bigFiltered: [tBig, 'COMPLETED'], smallFiltered: [tSmall, 'COMPLETED'] } as const;
-    const acc = Object.fromEntries(Object.keys(cases).map((k) => [k, { samples: [] as number[], errors: 0, errorSamples: [] as string[], minEdges: Infinity }]));
+    const cases = {
+      bigAll: [tBig, undefined],
+      smallAll: [tSmall, undefined],
+      bigFiltered: [tBig, 'COMPLETED'],
+      smallFiltered: [tSmall, 'COMPLETED'],
+    } as const;
+    const acc = Object.fromEntries(
+      Object.keys(cases).map((k) => [k, { samples: [] as number[], errors: 0, errorSamples: [] as string[], minEdges: Infinity }]),
+    );
     for (let r = 0; r < LIST_ROUNDS; r++) {
       for (const [name, [t, status]] of Object.entries(cases)) {
         const out = await client.call('list', { ...q(t, status), count: Math.ceil(LIST_QUERIES / LIST_ROUNDS) }, 180_000);
@@ -697,7 +901,13 @@ async function listingScenario() {
     }
     const done = (name: keyof typeof cases): Case => {
       const a = acc[name]!;
-      return { latency: summarize(a.samples), errors: a.errors, errorSamples: a.errorSamples.slice(0, 3), minEdges: a.minEdges, done: a.samples.length };
+      return {
+        latency: summarize(a.samples),
+        errors: a.errors,
+        errorSamples: a.errorSamples.slice(0, 3),
+        minEdges: a.minEdges,
+        done: a.samples.length,
+      };
     };
     const bigAll = done('bigAll');
     const smallAll = done('smallAll');
@@ -712,14 +922,38 @@ async function listingScenario() {
       unfiltered: { big: bigAll, small: smallAll },
       statusFiltered: { big: bigFiltered, small: smallFiltered },
     };
-    for (const [name, x] of [['big', bigAll], ['small', smallAll], ['big filtered', bigFiltered], ['small filtered', smallFiltered]] as const) {
-      if (x.errors || x.minEdges < 20) notes.push(`listing ${name}: ${x.errors} errors, smallest page ${x.minEdges} edges${x.errorSamples?.length ? ` (${x.errorSamples.join('; ')})` : ''}`);
+    for (const [name, x] of [
+      ['big', bigAll],
+      ['small', smallAll],
+      ['big filtered', bigFiltered],
+      ['small filtered', smallFiltered],
+    ] as const) {
+      if (x.errors || x.minEdges < 20)
+        notes.push(
+          `listing ${name}: ${x.errors} errors, smallest page ${x.minEdges} edges${x.errorSamples?.length ? ` (${x.errorSamples.join('; ')})` : ''}`,
+        );
     }
     const label = `listing ${big.written.toLocaleString('en')} vs ${small.written.toLocaleString('en')}`;
     row(label, 'tasks(first: 20) p50', fmtMs(bigAll.latency.p50), fmtMs(smallAll.latency.p50), bigAll.latency.p50 / smallAll.latency.p50);
-    row(label, 'tasks(first: 20) p99', fmtMs(bigAll.latency.p99), fmtMs(smallAll.latency.p99), bigAll.latency.p99 / smallAll.latency.p99, { op: '<=', value: 1.3 });
-    row(label, 'tasks(first: 20, status filter) p50', fmtMs(bigFiltered.latency.p50), fmtMs(smallFiltered.latency.p50), bigFiltered.latency.p50 / smallFiltered.latency.p50);
-    row(label, 'tasks(first: 20, status filter) p99', fmtMs(bigFiltered.latency.p99), fmtMs(smallFiltered.latency.p99), bigFiltered.latency.p99 / smallFiltered.latency.p99, { op: '<=', value: 1.3 });
+    row(label, 'tasks(first: 20) p99', fmtMs(bigAll.latency.p99), fmtMs(smallAll.latency.p99), bigAll.latency.p99 / smallAll.latency.p99, {
+      op: '<=',
+      value: 1.3,
+    });
+    row(
+      label,
+      'tasks(first: 20, status filter) p50',
+      fmtMs(bigFiltered.latency.p50),
+      fmtMs(smallFiltered.latency.p50),
+      bigFiltered.latency.p50 / smallFiltered.latency.p50,
+    );
+    row(
+      label,
+      'tasks(first: 20, status filter) p99',
+      fmtMs(bigFiltered.latency.p99),
+      fmtMs(smallFiltered.latency.p99),
+      bigFiltered.latency.p99 / smallFiltered.latency.p99,
+      { op: '<=', value: 1.3 },
+    );
   } finally {
     await service.child.stop();
   }
@@ -736,15 +970,24 @@ async function subTasksScenario() {
     log('sub-tasks: warm-up run of 20');
     const warm = await client.call('stepFunctionRun', { url: service.url, token: t, count: 20, pollMs: 50, timeoutMs: 30_000 }, 60_000);
     if (warm.status !== 'COMPLETED') {
-      notes.push(`sub-tasks not measured: the 20-item warm-up run ended ${warm.status ?? 'unfinished'} after ${(warm.ms / 1000).toFixed(1)} s (see the service log above)`);
+      notes.push(
+        `sub-tasks not measured: the 20-item warm-up run ended ${warm.status ?? 'unfinished'} after ${(warm.ms / 1000).toFixed(1)} s (see the service log above)`,
+      );
       return;
     }
     log(`sub-tasks: ${SUB_TASKS} NOOP sub-tasks`);
     await service.child.call('windowStart');
     const runTimeoutMs = Math.max(30_000, Math.min(QUICK ? 60_000 : 240_000, RUN_BUDGET_MS - elapsed() - 60_000));
-    const run = await client.call('stepFunctionRun', { url: service.url, token: t, count: SUB_TASKS, pollMs: 200, timeoutMs: runTimeoutMs }, runTimeoutMs + 30_000);
+    const run = await client.call(
+      'stepFunctionRun',
+      { url: service.url, token: t, count: SUB_TASKS, pollMs: 200, timeoutMs: runTimeoutMs },
+      runTimeoutMs + 30_000,
+    );
     const window = await service.child.call('windowEnd');
-    if (run.status !== 'COMPLETED') notes.push(`sub-tasks: the parent ended ${run.status ?? 'unfinished'} after ${(run.ms / 1000).toFixed(1)} s: ${JSON.stringify(run.attributes)?.slice(0, 300)}`);
+    if (run.status !== 'COMPLETED')
+      notes.push(
+        `sub-tasks: the parent ended ${run.status ?? 'unfinished'} after ${(run.ms / 1000).toFixed(1)} s: ${JSON.stringify(run.attributes)?.slice(0, 300)}`,
+      );
     const rawBase = { endpoint: service.dynamoEndpoint, table: service.tableName, concurrency, tenant: 'sfn-raw' };
     log(`sub-tasks: raw floor (${SUB_TASKS} PutItem + ${2 * SUB_TASKS} UpdateItem at concurrency ${concurrency})`);
     await client.call('raw', { ...rawBase, op: 'put', set: 'sfn-warm', count: 100, shape: 'subtask' }, 60_000);
@@ -752,7 +995,11 @@ async function subTasksScenario() {
     const processing = await client.call('raw', { ...rawBase, op: 'update', set: 'sfn', count: SUB_TASKS, status: 'PROCESSING' }, 300_000);
     const completed = await client.call('raw', { ...rawBase, op: 'update', set: 'sfn', count: SUB_TASKS, status: 'COMPLETED' }, 300_000);
     const floorMs = put.ms + processing.ms + completed.ms;
-    for (const [name, x] of [['PutItem', put], ['UpdateItem PROCESSING', processing], ['UpdateItem COMPLETED', completed]] as const) {
+    for (const [name, x] of [
+      ['PutItem', put],
+      ['UpdateItem PROCESSING', processing],
+      ['UpdateItem COMPLETED', completed],
+    ] as const) {
       if (x.errors) notes.push(`sub-task floor ${name}: ${x.errors} errors (${x.errorSamples.join('; ')})`);
     }
     results.subTasks = {
@@ -778,7 +1025,14 @@ async function subTasksScenario() {
         errors: put.errors + processing.errors + completed.errors,
       },
     };
-    row(`sub-tasks ${SUB_TASKS}`, `createStepFunctionTask → COMPLETED vs raw floor (put + 2 updates each, c=${concurrency})`, fmtMs(run.ms), fmtMs(floorMs), run.ms / floorMs, { op: '<=', value: 3 });
+    row(
+      `sub-tasks ${SUB_TASKS}`,
+      `createStepFunctionTask → COMPLETED vs raw floor (put + 2 updates each, c=${concurrency})`,
+      fmtMs(run.ms),
+      fmtMs(floorMs),
+      run.ms / floorMs,
+      { op: '<=', value: 3 },
+    );
     row(`sub-tasks ${SUB_TASKS}`, `same vs ${SUB_TASKS} PutItem alone (info)`, fmtMs(run.ms), fmtMs(put.ms), run.ms / put.ms);
   } finally {
     await service.child.stop();
@@ -816,7 +1070,15 @@ function nofile(): string {
 
 function printTable() {
   const header = ['Scenario', 'Metric', 'Service', 'Baseline', 'Ratio', 'Target', 'Result'];
-  const lines = rows.map((r) => [r.scenario, r.metric, r.service, r.baseline, r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`, r.target, r.verdict]);
+  const lines = rows.map((r) => [
+    r.scenario,
+    r.metric,
+    r.service,
+    r.baseline,
+    r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
+    r.target,
+    r.verdict,
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   const out = [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)];
@@ -836,7 +1098,9 @@ async function main() {
     loadAverageAtStart: loadavg().map((x) => round(x)),
   };
   if ((loadavg()[0] ?? 0) > 0.5) {
-    notes.push(`1-minute load average ${loadavg()[0]!.toFixed(2)} on ${cpuList.length} cores at the start: other processes (or the tail of a previous run) may have competed with the servers and the load client`);
+    notes.push(
+      `1-minute load average ${loadavg()[0]!.toFixed(2)} on ${cpuList.length} cores at the start: other processes (or the tail of a previous run) may have competed with the servers and the load client`,
+    );
   }
   log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, nofile ${machine.nofile}`);
   log(`scenarios: ${[...ONLY].join(', ')}${QUICK ? ' (quick)' : ''}`);
@@ -889,7 +1153,18 @@ async function main() {
     scenarios: [...ONLY],
     machine,
     packages: Object.fromEntries(
-      ['graphql', 'graphql-yoga', 'graphql-ws', 'ws', '@pothos/core', 'dynalite', '@aws-sdk/client-dynamodb', 'aws-local-stepfunctions', 'jose', 'tsx'].map((p) => [p, packageVersion(p)]),
+      [
+        'graphql',
+        'graphql-yoga',
+        'graphql-ws',
+        'ws',
+        '@pothos/core',
+        'dynalite',
+        '@aws-sdk/client-dynamodb',
+        'aws-local-stepfunctions',
+        'jose',
+        'tsx',
+      ].map((p) => [p, packageVersion(p)]),
     ),
     git: gitInfo(),
     settings: {
@@ -902,7 +1177,13 @@ async function main() {
       frameBytes: (results.fanout as FanoutResult[] | undefined)?.[0]?.frameBytes,
       subscription: SUBSCRIPTION,
       connectConcurrency: CONNECT_CONCURRENCY,
-      serviceEnv: { TASK_EXECUTION: 'false (fan-out, mutations, listing) / true (sub-tasks)', WS_KEEPALIVE_MS: '0 in fan-out', MAX_QUEUED_EVENTS: 1000, GRAPHIQL: false, EXAMPLE_HANDLERS: false },
+      serviceEnv: {
+        TASK_EXECUTION: 'false (fan-out, mutations, listing) / true (sub-tasks)',
+        WS_KEEPALIVE_MS: '0 in fan-out',
+        MAX_QUEUED_EVENTS: 1000,
+        GRAPHIQL: false,
+        EXAMPLE_HANDLERS: false,
+      },
       mutationOps: MUTATION_OPS,
       mutationConcurrency: MUTATION_CONCURRENCY,
       listBigTarget: LIST_BIG,
@@ -910,7 +1191,8 @@ async function main() {
       listQueries: LIST_QUERIES,
       subTasks: SUB_TASKS,
       stallMeasure: 'perf_hooks.monitorEventLoopDelay (resolution 1 ms) in each server process, max over each event window',
-      cpuMeasure: 'process.cpuUsage() of the server process over each event window (trigger sent → last receipt), summed, / messages delivered',
+      cpuMeasure:
+        'process.cpuUsage() of the server process over each event window (trigger sent → last receipt), summed, / messages delivered',
     },
     loadAverageAtEnd: loadavg().map((x) => round(x)),
     durationsMs: timings,
@@ -923,8 +1205,12 @@ async function main() {
   writeFileSync(outPath, `${JSON.stringify(output, null, 2)}\n`);
 
   console.log('');
-  console.log(`Benchmarks — ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}${QUICK ? ' — QUICK run (small N)' : ''}`);
-  console.log(`N = ${N_VALUES.join(' / ')}; ${EVENTS} events per case; frame ≈ ${output.settings.frameBytes ?? '?'} bytes; total ${(elapsed() / 1000).toFixed(0)} s`);
+  console.log(
+    `Benchmarks — ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}${QUICK ? ' — QUICK run (small N)' : ''}`,
+  );
+  console.log(
+    `N = ${N_VALUES.join(' / ')}; ${EVENTS} events per case; frame ≈ ${output.settings.frameBytes ?? '?'} bytes; total ${(elapsed() / 1000).toFixed(0)} s`,
+  );
   console.log('');
   printTable();
   if (notes.length) {

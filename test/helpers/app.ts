@@ -40,10 +40,7 @@ const EXTERNAL_DYNAMODB = 'TEST_DYNAMODB_ENDPOINT';
  * over a new table on TEST_DYNAMODB_ENDPOINT when that is set.
  * Stopped after the file's tests.
  */
-export async function startTestApp(
-  env: Record<string, string> = {},
-  options: AppOptions = {},
-): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string> = {}, options: AppOptions = {}): Promise<TestApp> {
   const external = process.env[EXTERNAL_DYNAMODB];
   const onExternal = external && !env.DYNAMODB_ENDPOINT && !env.TASKS_TABLE && !env.DATA_DIR ? external : undefined;
   let storageEnv: Record<string, string> = { DATA_DIR: ':memory:' };
@@ -67,7 +64,7 @@ export async function startTestApp(
     TASK_EXECUTION: 'false',
     ...env,
   });
-  const app = await startApp(config, { logger: createLogger(env.LOG_LEVEL as never ?? 'silent'), ...options });
+  const app = await startApp(config, { logger: createLogger((env.LOG_LEVEL as never) ?? 'silent'), ...options });
   const dynamo = localClient(app.dynamoEndpoint);
   afterAll(async () => {
     await app.stop();
@@ -95,9 +92,7 @@ export async function startTestApp(
       let count = 0;
       let startKey: Record<string, any> | undefined;
       do {
-        const page = await dynamo.send(
-          new ScanCommand({ TableName: app.store.tableName, Select: 'COUNT', ExclusiveStartKey: startKey }),
-        );
+        const page = await dynamo.send(new ScanCommand({ TableName: app.store.tableName, Select: 'COUNT', ExclusiveStartKey: startKey }));
         count += page.Count ?? 0;
         startKey = page.LastEvaluatedKey;
       } while (startKey);

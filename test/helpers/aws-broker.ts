@@ -159,7 +159,13 @@ export function createAwsBroker(options: AwsBrokerOptions = {}): AwsBroker {
       const body =
         subscription.attributes.RawMessageDelivery === 'true'
           ? input.Message
-          : JSON.stringify({ Type: 'Notification', MessageId: messageId, TopicArn: input.TopicArn, Message: input.Message, Timestamp: new Date().toISOString() });
+          : JSON.stringify({
+              Type: 'Notification',
+              MessageId: messageId,
+              TopicArn: input.TopicArn,
+              Message: input.Message,
+              Timestamp: new Date().toISOString(),
+            });
       queue.messages.push({ messageId: randomUUID(), body, visibleAt: 0 });
     }
     wake();
@@ -235,7 +241,13 @@ export function createAwsBroker(options: AwsBrokerOptions = {}): AwsBroker {
       if (!subscriptions) throw notFound(`Topic ${input.TopicArn}`);
       const { slice, next } = page(subscriptions, input.NextToken);
       return {
-        Subscriptions: slice.map((s) => ({ SubscriptionArn: s.subscriptionArn, Protocol: s.protocol, Endpoint: s.endpoint, TopicArn: input.TopicArn, Owner: account })),
+        Subscriptions: slice.map((s) => ({
+          SubscriptionArn: s.subscriptionArn,
+          Protocol: s.protocol,
+          Endpoint: s.endpoint,
+          TopicArn: input.TopicArn,
+          Owner: account,
+        })),
         NextToken: next,
       };
     }

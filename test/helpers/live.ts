@@ -47,7 +47,12 @@ function collector<T>(): Collected<T> & { push(event: T): void; end(error?: unkn
     waitFor(count: number, timeoutMs = 10_000) {
       return new Promise<T[]>((resolve, reject) => {
         const timer = setTimeout(
-          () => reject(new Error(`waited for ${count} events, got ${state.events.length}: ${JSON.stringify(state.events.map((e: any) => e?.task ? `${e.task.id}@${e.task.version}` : e))}`)),
+          () =>
+            reject(
+              new Error(
+                `waited for ${count} events, got ${state.events.length}: ${JSON.stringify(state.events.map((e: any) => (e?.task ? `${e.task.id}@${e.task.version}` : e)))}`,
+              ),
+            ),
           timeoutMs,
         );
         const finish = () => {

@@ -49,7 +49,11 @@ export class OriginalWriter {
   }
 
   /** TaskService.createStepFunctionTask: pk `SFN_TASK#<tenant>`. */
-  createStepFunctionTask(dto: { tenantCode: string; taskType: string; name?: string; input: unknown[] }, caller: OriginalCaller, at: number) {
+  createStepFunctionTask(
+    dto: { tenantCode: string; taskType: string; name?: string; input: unknown[] },
+    caller: OriginalCaller,
+    at: number,
+  ) {
     return this.create('SFN_TASK', dto, caller, at);
   }
 

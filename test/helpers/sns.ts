@@ -32,7 +32,21 @@ export function generateTestCertificate(days = 1): TestKeyPair {
   try {
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', String(days), '-subj', '/CN=sns.local'],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'k.pem',
+        '-out',
+        'c.pem',
+        '-days',
+        String(days),
+        '-subj',
+        '/CN=sns.local',
+      ],
       { cwd: dir, stdio: 'ignore' },
     );
     return { privateKey: readFileSync(join(dir, 'k.pem'), 'utf8'), certificate: readFileSync(join(dir, 'c.pem'), 'utf8') };
@@ -138,7 +152,13 @@ export interface NotificationInit {
 }
 
 /** An unsigned Notification envelope. */
-export function notificationFields({ topicArn, message, messageId = randomUUID(), unsubscribeOrigin, extra = {} }: NotificationInit): Fields {
+export function notificationFields({
+  topicArn,
+  message,
+  messageId = randomUUID(),
+  unsubscribeOrigin,
+  extra = {},
+}: NotificationInit): Fields {
   return {
     Type: 'Notification',
     MessageId: messageId,
@@ -183,7 +203,12 @@ export async function startSnsStandIn(): Promise<SnsStandIn> {
   const keys = generateTestCertificate();
   const host = await startSnsHost(keys.certificate);
   const sign: SnsStandIn['sign'] = (message, options = {}) =>
-    signFields(message, { privateKey: keys.privateKey, certUrl: options.certUrl ?? host.certUrl, version: options.version, algorithm: options.algorithm });
+    signFields(message, {
+      privateKey: keys.privateKey,
+      certUrl: options.certUrl ?? host.certUrl,
+      version: options.version,
+      algorithm: options.algorithm,
+    });
   return {
     ...host,
     ...keys,
