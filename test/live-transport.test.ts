@@ -11,6 +11,7 @@ import { SLOW_CONSUMER_CLOSE_CODE, TOKEN_EXPIRED_CLOSE_CODE, TOO_MANY_CONNECTION
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { FakeClock } from './helpers/live-fakes.js';
 import { SUBSCRIBE, subscribeSse, subscribeWs, wsClient } from './helpers/live.js';
+import { until } from './helpers/wait.js';
 
 const PROTOCOL = 'graphql-transport-ws';
 
@@ -49,13 +50,6 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** Polls until `check` holds; fails with `what` after `timeoutMs`. */
-async function until(check: () => boolean | Promise<boolean>, what: string | (() => string), timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
-    await sleep(10);
-  }
-}
 
 // ---------------------------------------------------------------------------
 // A raw graphql-transport-ws client: every frame and the close code are visible.
@@ -288,7 +282,7 @@ describe('WebSocket authentication', () => {
     const client = new RawClient(timed.url);
     await client.connect(token);
     client.subscribe('1');
-    await until(() => timed.metrics.subscriptions.get() === before.subscriptions + 1, 'the subscription to start');
+    await until('the subscription to start', () => timed.metrics.subscriptions.get() === before.subscriptions + 1);
     expect(timed.metrics.connections.get()).toBe(before.connections + 1);
 
     clock.advanceTo(expiresAtMs(token) - 1);
@@ -300,8 +294,8 @@ describe('WebSocket authentication', () => {
     expect(client.errors('1')).toEqual([]);
     await nudge(timed, 'ws-expiring');
     await until(
-      () => timed.metrics.subscriptions.get() === before.subscriptions && timed.metrics.connections.get() === before.connections,
       () => `gauges back to ${JSON.stringify(before)}, are ${timed.metrics.connections.get()}/${timed.metrics.subscriptions.get()}`,
+      () => timed.metrics.subscriptions.get() === before.subscriptions && timed.metrics.connections.get() === before.connections,
     );
   });
 
@@ -309,10 +303,10 @@ describe('WebSocket authentication', () => {
     const before = timed.metrics.connections.get();
     const token = await timed.token('sse-expiring', { expiresIn: '1h' });
     const sse = subscribeSse(timed.url, token);
-    await until(() => timed.metrics.connections.get() === before + 1, 'the SSE subscription to take a connection slot');
+    await until('the SSE subscription to take a connection slot', () => timed.metrics.connections.get() === before + 1);
     clock.advanceTo(expiresAtMs(token));
     await within(sse.done, 10_000, 'the SSE stream to end');
-    await until(() => timed.metrics.connections.get() === before, 'the SSE slot to be released');
+    await until('the SSE slot to be released', () => timed.metrics.connections.get() === before);
     expect(sse.errors.map((error: any) => error.extensions?.code)).toEqual(['UNAUTHENTICATED']);
   });
 });
@@ -335,8 +329,8 @@ describe('quotas', () => {
       const id = String(n);
       client.subscribe(id);
       await until(
-        () => quota.metrics.subscriptions.get() === before + accepted.length + 1 || client.errors(id).length > 0,
         `subscription ${id} to start or fail`,
+        () => quota.metrics.subscriptions.get() === before + accepted.length + 1 || client.errors(id).length > 0,
       );
       if (client.errors(id).length > 0) refused = id;
       else accepted.push(id);
@@ -366,9 +360,9 @@ describe('quotas', () => {
     const client = new RawClient(quota.url);
     await client.connect(token);
     client.subscribe('1');
-    await until(() => quota.metrics.subscriptions.get() === before + 1, 'subscription 1 to start');
+    await until('subscription 1 to start', () => quota.metrics.subscriptions.get() === before + 1);
     client.subscribe('2');
-    await until(() => quota.metrics.subscriptions.get() === before + 2 || client.errors('2').length > 0, 'subscription 2 to start or fail');
+    await until('subscription 2 to start or fail', () => quota.metrics.subscriptions.get() === before + 2 || client.errors('2').length > 0);
     expect(client.errors('2')).toEqual([]);
 
     client.subscribe('3');
@@ -389,9 +383,9 @@ describe('quotas', () => {
 
     // Completing one frees its place on the socket.
     client.complete('1');
-    await until(() => quota.metrics.subscriptions.get() === before + 1, 'subscription 1 to end');
+    await until('subscription 1 to end', () => quota.metrics.subscriptions.get() === before + 1);
     client.subscribe('4');
-    await until(() => quota.metrics.subscriptions.get() === before + 2 || client.errors('4').length > 0, 'subscription 4');
+    await until('subscription 4', () => quota.metrics.subscriptions.get() === before + 2 || client.errors('4').length > 0);
     expect(client.errors('4')).toEqual([]);
     expect(client.isOpen).toBe(true);
   });
@@ -427,10 +421,10 @@ describe('quotas', () => {
     // Closing one connection frees its slot...
     first.socket.close(1000, 'done');
     await first.closedWithin(5_000);
-    await until(() => quota.metrics.connections.get() === before + 2, 'the closed connection to be released');
+    await until('the closed connection to be released', () => quota.metrics.connections.get() === before + 2);
     // ...which an SSE subscription can take, after which the tenant is full again.
     const sse = subscribeSse(quota.url, token);
-    await until(() => quota.metrics.connections.get() === before + 3, 'the SSE subscription to take the slot');
+    await until('the SSE subscription to take the slot', () => quota.metrics.connections.get() === before + 3);
     const fourth = new RawClient(quota.url);
     await fourth.init(token);
     expect((await fourth.closedWithin(5_000)).code).toBe(TOO_MANY_CONNECTIONS_CLOSE_CODE);
@@ -441,14 +435,14 @@ describe('quotas', () => {
     expect(event.task.id).toBe(task.id);
     sse.stop();
     await nudge(quota, 'conn-quota');
-    await until(() => quota.metrics.connections.get() === before + 2, 'the SSE slot to be released');
+    await until('the SSE slot to be released', () => quota.metrics.connections.get() === before + 2);
     const fifth = new RawClient(quota.url);
     await fifth.connect(token);
     expect(fifth.isOpen).toBe(true);
     expect(quota.metrics.connections.get()).toBe(before + 3);
 
     for (const client of [second, other, fifth]) client.socket.close(1000);
-    await until(() => quota.metrics.connections.get() === before, 'all connections released');
+    await until('all connections released', () => quota.metrics.connections.get() === before);
   });
 });
 
@@ -487,7 +481,7 @@ describe('slow consumers', () => {
     const client = new RawClient(slow.url);
     await client.connect(token);
     client.subscribe('1');
-    await until(() => slow.metrics.subscriptions.get() === before + 1, 'the subscription to start');
+    await until('the subscription to start', () => slow.metrics.subscriptions.get() === before + 1);
     client.socket.pause();
 
     const written = await fillUntilCoalesced(token, tasks, coalescedBefore);
@@ -524,7 +518,7 @@ describe('slow consumers', () => {
     client.socket.close(1000);
     await client.closedWithin(5_000);
     await nudge(slow, 'slow-latest');
-    await until(() => slow.metrics.subscriptions.get() === before, 'the subscription to end');
+    await until('the subscription to end', () => slow.metrics.subscriptions.get() === before);
   });
 
   test('a subscriber too slow to coalesce is closed with 4008 and its subscription released', async () => {
@@ -539,7 +533,7 @@ describe('slow consumers', () => {
     const client = new RawClient(slow.url);
     await client.connect(token);
     client.subscribe('1');
-    await until(() => slow.metrics.subscriptions.get() === before.subscriptions + 1, 'the subscription to start');
+    await until('the subscription to start', () => slow.metrics.subscriptions.get() === before.subscriptions + 1);
     client.socket.pause();
 
     // First the server coalesces the few hot tasks' events...
@@ -553,8 +547,8 @@ describe('slow consumers', () => {
     client.socket.resume();
     expect(await client.closedWithin(15_000)).toEqual({ code: SLOW_CONSUMER_CLOSE_CODE, reason: 'Slow consumer' });
     await until(
-      () => slow.metrics.subscriptions.get() === before.subscriptions && slow.metrics.connections.get() === before.connections,
       () => `gauges back to ${JSON.stringify(before)}, are ${slow.metrics.connections.get()}/${slow.metrics.subscriptions.get()}`,
+      () => slow.metrics.subscriptions.get() === before.subscriptions && slow.metrics.connections.get() === before.connections,
     );
     // The client never got a cold task's event: the queue holding them was failed.
     expect(client.events('1').filter((e) => cold.some((t) => t.id === e.task.id))).toEqual([]);
@@ -572,7 +566,7 @@ describe('keep-alive (WS_KEEPALIVE_MS=200)', () => {
     // Terminated, not closed: no close frame, so the client sees an abnormal closure.
     expect(code).toBe(1006);
     expect(client.pings).toBeGreaterThanOrEqual(1);
-    await until(() => keepAlive.metrics.connections.get() === before, 'the connection to be released');
+    await until('the connection to be released', () => keepAlive.metrics.connections.get() === before);
   });
 
   test('a client that answers pings stays connected across several intervals', async () => {
@@ -641,7 +635,7 @@ describe('GET /metrics', () => {
     const token = await main.token('metrics');
     const beforeSubs = main.metrics.subscriptions.get();
     const sub = subscribeWs(wsClient(main.url, token));
-    await until(() => main.metrics.subscriptions.get() === beforeSubs + 1, 'the subscription to start');
+    await until('the subscription to start', () => main.metrics.subscriptions.get() === beforeSubs + 1);
     const before = await scrape(main);
     expect(value(before.samples, 'tasks_live_subscriptions')).toBe(main.metrics.subscriptions.get());
     expect(value(before.samples, 'tasks_live_connections')).toBe(main.metrics.connections.get());
@@ -663,7 +657,7 @@ describe('GET /metrics', () => {
     );
     sub.stop();
     await nudge(main, 'metrics');
-    await until(() => main.metrics.subscriptions.get() === beforeSubs, 'the subscription to end');
+    await until('the subscription to end', () => main.metrics.subscriptions.get() === beforeSubs);
     expect(value((await scrape(main)).samples, 'tasks_live_subscriptions')).toBe(beforeSubs);
   });
 });
@@ -685,12 +679,13 @@ describe('teardown of idle subscriptions', () => {
     const client = new RawClient(main.url);
     await client.connect(token);
     client.subscribe('1');
-    await until(() => main.metrics.subscriptions.get() === before.subscriptions + 1, 'the subscription to start');
+    await until('the subscription to start', () => main.metrics.subscriptions.get() === before.subscriptions + 1);
     client.socket.close(1000);
     await client.closedWithin(5_000);
     await until(
-      () => main.metrics.subscriptions.get() === before.subscriptions && main.metrics.connections.get() === before.connections,
       () => `gauges back to ${JSON.stringify(before)}, are ${main.metrics.connections.get()}/${main.metrics.subscriptions.get()}`,
+      () => main.metrics.subscriptions.get() === before.subscriptions && main.metrics.connections.get() === before.connections,
+      undefined,
       2_000,
     );
   });
@@ -699,11 +694,12 @@ describe('teardown of idle subscriptions', () => {
     const token = await main.token('idle-sse');
     const before = main.metrics.connections.get();
     const sse = subscribeSse(main.url, token);
-    await until(() => main.metrics.connections.get() === before + 1, 'the SSE subscription to take a slot');
+    await until('the SSE subscription to take a slot', () => main.metrics.connections.get() === before + 1);
     sse.stop();
     await until(
-      () => main.metrics.connections.get() === before,
       () => `connections back to ${before}, are ${main.metrics.connections.get()}`,
+      () => main.metrics.connections.get() === before,
+      undefined,
       2_000,
     );
   });

@@ -35,6 +35,7 @@ import {
   type WatchedTask,
 } from '../src/index.js';
 import { CREATE_TASK, startTestApp, TEST_SECRET, UPDATE_STATUS, type TestApp } from './helpers/app.js';
+import { until } from './helpers/wait.js';
 
 const logger = createLogger('silent');
 const cleanup: (() => unknown)[] = [];
@@ -43,14 +44,6 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(check: () => boolean, what: () => string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await sleep(10);
-  }
-}
 
 async function gql(url: string, token: string, query: string, variables: Record<string, unknown>) {
   const response = await fetch(url, {
@@ -109,8 +102,8 @@ describe('resuming across a server restart', () => {
       },
     });
     await until(
-      () => server.metrics.subscriptions.get() === 1,
       () => 'the first subscription',
+      () => server.metrics.subscriptions.get() === 1,
     );
 
     const a = await create(url, token);
@@ -118,14 +111,14 @@ describe('resuming across a server restart', () => {
     const d = await create(url, token);
     await update(url, token, a.id, 'QUEUED');
     await until(
-      () => w.events.length === 4,
       () => `4 events, got ${describeEvents(w.events)}`,
+      () => w.events.length === 4,
     );
 
     await server.stop();
     await until(
-      () => waits.length === 1,
       () => 'the client to notice the stop',
+      () => waits.length === 1,
     );
     expect(w.events).toHaveLength(4);
 
@@ -143,8 +136,8 @@ describe('resuming across a server restart', () => {
     // Racing the re-subscription: replayed or live, it must arrive once.
     await update(url, token, d.id, 'QUEUED');
     await until(
-      () => server.metrics.subscriptions.get() === 1,
       () => 'the re-subscription',
+      () => server.metrics.subscriptions.get() === 1,
     );
     // Live again.
     await update(url, token, a.id, 'COMPLETED');
@@ -154,8 +147,8 @@ describe('resuming across a server restart', () => {
     const expected = { [a.id]: [1, 2, 3, 4], [b.id]: [1, 2, 3], [c.id]: [1, 2], [d.id]: [1, 2] };
     const delivered = () => Object.fromEntries(Object.keys(expected).map((id) => [id, w.versions(id)]));
     await until(
-      () => w.events.length >= 11,
       () => describeEvents(w.events),
+      () => w.events.length >= 11,
     );
     await sleep(200); // no late repeat
     expect(delivered()).toEqual(expected);
@@ -201,31 +194,32 @@ describe('tokens, completion and refusal', () => {
     });
     const token = await app.token('refresh');
     await until(
-      () => app.metrics.subscriptions.get() >= 2,
       () => 'both subscriptions',
+      () => app.metrics.subscriptions.get() >= 2,
     );
     const task = await create(app.url, token);
     await until(
-      () => refreshed.events.length === 1,
       () => 'the first event',
+      () => refreshed.events.length === 1,
     );
 
     await until(
-      () => tokens.length === 2,
       () => `a second getToken, have ${tokens.length}`,
+      () => tokens.length === 2,
+      undefined,
       5_000,
     );
     await update(app.url, token, task.id, 'QUEUED');
     await until(
-      () => refreshed.versions(task.id).length === 2,
       () => describeEvents(refreshed.events),
+      () => refreshed.versions(task.id).length === 2,
     );
     expect(refreshed.versions(task.id)).toEqual([1, 2]);
     expect(refreshed.errors).toEqual([]);
 
     await until(
-      () => fixed.errors.length === 1,
       () => 'the fixed-token watch to end',
+      () => fixed.errors.length === 1,
     );
     expect(fixed.errors[0]!.closeCode).toBe(4401);
     expect(fixed.completed).toBe(0);
@@ -238,15 +232,15 @@ describe('tokens, completion and refusal', () => {
     await update(app.url, token, a.id, 'QUEUED');
     const w = watch({ url: app.url, token, filter: { ids: [a.id, b.id] } });
     await until(
-      () => w.events.length === 2,
       () => describeEvents(w.events),
+      () => w.events.length === 2,
     );
     expect(w.events.every((e) => e.replayed)).toBe(true);
     await update(app.url, token, a.id, 'FAILED');
     await update(app.url, token, b.id, 'FAILED');
     await until(
-      () => w.seen.completed === 1,
       () => `completion after ${describeEvents(w.events)}`,
+      () => w.seen.completed === 1,
     );
     expect(w.versions(a.id)).toEqual([2, 3]);
     expect(w.versions(b.id)).toEqual([1, 2]);
@@ -262,8 +256,8 @@ describe('tokens, completion and refusal', () => {
       retryWait: async (n) => void waits.push(n),
     });
     await until(
-      () => w.errors.length === 1,
       () => 'the error',
+      () => w.errors.length === 1,
     );
     expect(w.errors[0]!.graphQLErrors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(waits).toEqual([]);
@@ -272,8 +266,8 @@ describe('tokens, completion and refusal', () => {
   test('a wrong token ends the watch with 4401', async () => {
     const w = watch({ url: app.url, token: 'not-a-jwt', retryWait: async () => void (await sleep(10)) });
     await until(
-      () => w.errors.length === 1,
       () => 'the error',
+      () => w.errors.length === 1,
     );
     expect(w.errors[0]!.closeCode).toBe(4401);
   });
