@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { buildDashboard, FIRST_LOAD_BUDGET_BYTES, type DashboardBuild } from '../scripts/build-dashboard.js';
 import { startApp, type RunningApp } from '../src/app.js';
 import { mintToken } from '../src/auth/mint-token.js';
@@ -183,18 +183,8 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
     await badge(page).and(page.locator('[data-state="live"]')).waitFor({ timeout: 10_000 });
   }
 
-  /** Waits until `check` passes, retrying. */
-  async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        return await check();
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-  }
+  /** Retries an assertion until it passes: vitest's own vi.waitFor, at the pace of a page's updates. */
+  const eventually = (check: () => Promise<void>, timeout = 10_000) => vi.waitFor(check, { timeout, interval: 100 });
 
   test('embedded default: signed in with the development token; new tasks appear within a second; progress moves; a Step Functions task in detail', async () => {
     const app: RunningApp = await startApp(
