@@ -8,7 +8,7 @@
  * UPDATE_README_SCREENSHOT=1 the desktop one is also written to
  * docs/dashboard.png (the README's), which a plain test run never changes.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,17 +20,9 @@ import { mintToken } from '../src/auth/mint-token.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { CREATE_SFN_TASK, CREATE_TASK, startTestApp, TEST_SECRET, UPDATE_STATUS, type TestApp } from './helpers/app.js';
+import { browserAvailable, CHROMIUM } from './helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
-if (!available && process.env.CI_REQUIRE_BROWSER) {
-  throw new Error(`${CHROMIUM} is missing and CI_REQUIRE_BROWSER is set: install Debian's chromium package`);
-}
-if (!available) {
-  console.warn(
-    `Skipping the dashboard browser tests: ${CHROMIUM} is missing (apt-get install chromium; set CI_REQUIRE_BROWSER=1 to fail instead)`,
-  );
-}
+const available = browserAvailable('dashboard');
 
 const DOCS_SCREENSHOT = process.env.UPDATE_README_SCREENSHOT
   ? join(import.meta.dirname, '..', 'docs', 'dashboard.png')

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page, type Response } from 'playwright-core';
@@ -7,21 +7,13 @@ import { startApp, type RunningApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { startTestApp } from './helpers/app.js';
+import { browserAvailable, CHROMIUM } from './helpers/browser.js';
 
 /**
  * GraphiQL in a real headless Chromium (Debian's `chromium` package), with
  * every request that leaves loopback blocked: the page must work offline.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
-if (!available && process.env.CI_REQUIRE_BROWSER) {
-  throw new Error(`${CHROMIUM} is missing and CI_REQUIRE_BROWSER is set: install Debian's chromium package`);
-}
-if (!available) {
-  console.warn(
-    `Skipping the GraphiQL browser tests: ${CHROMIUM} is missing (apt-get install chromium; set CI_REQUIRE_BROWSER=1 to fail instead)`,
-  );
-}
+const available = browserAvailable('GraphiQL');
 
 describe.skipIf(!available)('GraphiQL in a browser, offline', () => {
   let browser: BrowserContext;
