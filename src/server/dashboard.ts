@@ -1,10 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
-import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
 import { packageRoot } from '../package-root.js';
 import { DASHBOARD_PATH, type DashboardPageConfig } from './dashboard-page-config.js';
+import { inertJson, sendStaticAsset, staticAsset, type StaticAsset } from './static-asset.js';
 
 /**
  * The dashboard (dashboard/, bundled by scripts/build-dashboard.ts into
@@ -24,14 +23,6 @@ export interface DashboardOptions {
 /** Serves the dashboard's paths; false for any other path. */
 export type DashboardHandler = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
 
-interface File {
-  type: string;
-  body: Buffer;
-  gzipped: Buffer;
-  /** Content-hashed name: never changes, cached for a year. */
-  immutable: boolean;
-}
-
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -40,7 +31,7 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
-/** esbuild's `[name]-[hash]` names. */
+/** esbuild's `[name]-[hash]` names: a file under one never changes, so it is cached for a year. */
 const HASHED = /-[A-Z0-9]{8}\.[a-z.]+$/;
 
 /**
@@ -60,13 +51,11 @@ const CONTENT_SECURITY_POLICY = [
 
 const NOT_BUILT = 'The dashboard is not built: run `npm run build` (it bundles dashboard/ into dist/dashboard).\n';
 
-const gzipAsync = promisify(gzip);
-
 export function createDashboard(options: DashboardOptions): DashboardHandler {
   const dir = options.dir ?? join(packageRoot(import.meta.url), 'dist', 'dashboard');
-  let loading: Promise<Map<string, File> | undefined> | undefined;
+  let loading: Promise<Map<string, StaticAsset> | undefined> | undefined;
 
-  const files = (): Promise<Map<string, File> | undefined> => {
+  const files = (): Promise<Map<string, StaticAsset> | undefined> => {
     loading ??= load(dir, options.page).catch(() => undefined);
     // Not built yet (or unreadable): look again next time, so a build made meanwhile is picked up.
     void loading.then((loaded) => {
@@ -88,42 +77,27 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found');
       return true;
     }
-    const gzipped = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
-    const body = gzipped ? file.gzipped : file.body;
-    res.writeHead(200, {
-      'content-type': file.type,
-      'content-length': body.length,
-      'cache-control': file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
-      vary: 'accept-encoding',
+    sendStaticAsset(req, res, file, {
+      'cache-control': HASHED.test(name) ? 'public, max-age=31536000, immutable' : 'no-cache',
       'x-content-type-options': 'nosniff',
       ...(name === 'index.html' && {
         'content-security-policy': CONTENT_SECURITY_POLICY,
         'referrer-policy': 'no-referrer',
       }),
-      ...(gzipped && { 'content-encoding': 'gzip' }),
     });
-    res.end(req.method === 'HEAD' ? undefined : body);
     return true;
   };
 }
 
 /** Every built file, by name; undefined when there is no build. */
-async function load(dir: string, page: DashboardPageConfig): Promise<Map<string, File> | undefined> {
+async function load(dir: string, page: DashboardPageConfig): Promise<Map<string, StaticAsset> | undefined> {
   const names = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isFile()).map((e) => e.name);
   if (!names.includes('index.html')) return undefined;
-  const files = new Map<string, File>();
+  const files = new Map<string, StaticAsset>();
   for (const name of names) {
     let body = await readFile(join(dir, name));
     if (name === 'index.html') body = Buffer.from(body.toString('utf8').replace('%CONFIG%', () => inertJson(page)));
-    files.set(name, {
-      type: TYPES[extname(name)] ?? 'application/octet-stream',
-      body,
-      gzipped: await gzipAsync(body, { level: 9 }),
-      immutable: HASHED.test(name),
-    });
+    files.set(name, await staticAsset(TYPES[extname(name)] ?? 'application/octet-stream', body, 9));
   }
   return files;
 }
-
-/** JSON for a `<script type="application/json">`: `<` escaped so no value can close the element. */
-const inertJson = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u003c');

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
 import type { GraphiQLOptions } from 'graphql-yoga';
+import { inertJson, sendStaticAsset, staticAsset, type StaticAsset } from './static-asset.js';
 
 /**
  * GraphiQL served from this process, never from a CDN: yoga's default page
@@ -21,16 +20,10 @@ import type { GraphiQLOptions } from 'graphql-yoga';
  */
 export const GRAPHIQL_ASSETS_PATH = '/graphiql/';
 
-interface Asset {
-  type: string;
-  body: Buffer;
-  gzipped: Buffer;
-}
-
 interface Assets {
   /** Content hash: part of every asset URL, so they can be cached for good. */
   version: string;
-  files: Map<string, Asset>;
+  files: Map<string, StaticAsset>;
 }
 
 let loading: Promise<Assets> | undefined;
@@ -49,31 +42,23 @@ function assets(): Promise<Assets> {
     ];
     const hash = createHash('sha256');
     for (const [, , text] of sources) hash.update(text);
-    const files = new Map<string, Asset>();
-    for (const [name, type, text] of sources) {
-      const body = Buffer.from(text);
-      files.set(name, { type: `${type}; charset=utf-8`, body, gzipped: await gzipAsync(body) });
-    }
+    const files = new Map<string, StaticAsset>();
+    for (const [name, type, text] of sources) files.set(name, await staticAsset(`${type}; charset=utf-8`, Buffer.from(text)));
     const icon = /^data:([^;,]+);base64,(.*)$/s.exec(bundle.favicon);
-    if (icon) {
-      const body = Buffer.from(icon[2]!, 'base64');
-      files.set('favicon.ico', { type: icon[1]!, body, gzipped: await gzipAsync(body) });
-    }
+    if (icon) files.set('favicon.ico', await staticAsset(icon[1]!, Buffer.from(icon[2]!, 'base64')));
     return { version: hash.digest('hex').slice(0, 12), files };
   })();
   loading.catch(() => (loading = undefined));
   return loading;
 }
 
-const gzipAsync = promisify(gzip);
-
 /** yoga's `renderGraphiQL`: the page, linking the assets by their versioned URLs. */
 export async function renderGraphiQL(options: GraphiQLOptions = {}): Promise<string> {
   const { version } = await assets();
   const base = `${GRAPHIQL_ASSETS_PATH}${version}/`;
   const title = escapeHtml(options.title ?? 'GraphiQL');
-  // Inert data for boot.js; `<` escaped so no value can close the script element.
-  const data = JSON.stringify({ options, assets: base }).replace(/</g, '\\u003c');
+  // Inert data for boot.js.
+  const data = inertJson({ options, assets: base });
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -127,16 +112,7 @@ export async function serveGraphiQLAsset(req: IncomingMessage, res: ServerRespon
     res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found');
     return true;
   }
-  const gzipped = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
-  const body = gzipped ? asset.gzipped : asset.body;
-  res.writeHead(200, {
-    'content-type': asset.type,
-    'content-length': body.length,
-    'cache-control': 'public, max-age=31536000, immutable',
-    vary: 'accept-encoding',
-    ...(gzipped && { 'content-encoding': 'gzip' }),
-  });
-  res.end(req.method === 'HEAD' ? undefined : body);
+  sendStaticAsset(req, res, asset, { 'cache-control': 'public, max-age=31536000, immutable' });
   return true;
 }
 
