@@ -20,7 +20,7 @@ import { mintToken } from '../src/auth/mint-token.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { CREATE_SFN_TASK, CREATE_TASK, startTestApp, TEST_SECRET, UPDATE_STATUS, type TestApp } from './helpers/app.js';
-import { browserAvailable, CHROMIUM } from './helpers/browser.js';
+import { browserAvailable, CHROMIUM, CHROMIUM_ARGS } from './helpers/browser.js';
 
 const available = browserAvailable('dashboard');
 
@@ -122,15 +122,7 @@ describe.skipIf(!available)('the dashboard in a browser, offline', () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: CHROMIUM_ARGS,
     });
     cleanup.push(() => browser.close());
   });

@@ -7,7 +7,7 @@ import { startApp, type RunningApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { startTestApp } from './helpers/app.js';
-import { browserAvailable, CHROMIUM } from './helpers/browser.js';
+import { browserAvailable, CHROMIUM, CHROMIUM_ARGS } from './helpers/browser.js';
 
 /**
  * GraphiQL in a real headless Chromium (Debian's `chromium` package), with
@@ -26,16 +26,7 @@ describe.skipIf(!available)('GraphiQL in a browser, offline', () => {
       executablePath: CHROMIUM,
       viewport: { width: 1280, height: 800 },
       headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: ['--headless', ...CHROMIUM_ARGS],
     });
   });
 

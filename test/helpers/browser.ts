@@ -3,6 +3,17 @@ import { existsSync } from 'node:fs';
 /** Debian's chromium package, driven by playwright-core. */
 export const CHROMIUM = '/usr/bin/chromium';
 
+/** Headless, sandbox-less (containers), and quiet: no update checks or background traffic leave loopback. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
 /**
  * Whether the browser tests of `suite` can run: without Chromium they are
  * skipped with a warning, unless CI_REQUIRE_BROWSER is set (.ci/run sets it),
