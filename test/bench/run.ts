@@ -10,6 +10,7 @@
  *   BENCH_ONLY=fanout,memory,mutations,listing,subtasks
  *   BENCH_N=1000,5000                  override the fan-out N values
  *   BENCH_OUT=path.json                where to write the results (default bench-results.json)
+ *   BENCH_CPU_PROF=dir                 a CPU profile of each measured window of the service (see lib/probe.ts)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, platform, release } from 'node:os';
@@ -761,8 +762,8 @@ async function mutationsScenario() {
     const t = await token('mut');
     const base = { url: service.url, token: t, concurrency: MUTATION_CONCURRENCY };
     const rawBase = { endpoint: service.dynamoEndpoint, table: service.tableName, concurrency: MUTATION_CONCURRENCY, tenant: 'mut-raw' };
-    const measure = async <T>(fn: () => Promise<T>) => {
-      await service.child.call('windowStart');
+    const measure = async <T>(label: string, fn: () => Promise<T>) => {
+      await service.child.call('windowStart', { label });
       const out = await fn();
       const window = await service.child.call('windowEnd');
       return { out, cpuUs: window.cpuUs as number };
@@ -774,10 +775,10 @@ async function mutationsScenario() {
     await client.call('raw', { ...rawBase, op: 'update', set: 'warm', count: 300 }, 120_000);
 
     log(`mutations: createTask x${MUTATION_OPS} at concurrency ${MUTATION_CONCURRENCY}`);
-    const create = await measure(() => client.call('mutations', { ...base, op: 'create', set: 'm', count: MUTATION_OPS }, 300_000));
-    const put = await measure(() => client.call('raw', { ...rawBase, op: 'put', set: 'm', count: MUTATION_OPS }, 300_000));
-    const update = await measure(() => client.call('mutations', { ...base, op: 'update', set: 'm', count: MUTATION_OPS }, 300_000));
-    const rawUpdate = await measure(() => client.call('raw', { ...rawBase, op: 'update', set: 'm', count: MUTATION_OPS }, 300_000));
+    const create = await measure('createTask', () => client.call('mutations', { ...base, op: 'create', set: 'm', count: MUTATION_OPS }, 300_000));
+    const put = await measure('PutItem', () => client.call('raw', { ...rawBase, op: 'put', set: 'm', count: MUTATION_OPS }, 300_000));
+    const update = await measure('updateStatus', () => client.call('mutations', { ...base, op: 'update', set: 'm', count: MUTATION_OPS }, 300_000));
+    const rawUpdate = await measure('UpdateItem', () => client.call('raw', { ...rawBase, op: 'update', set: 'm', count: MUTATION_OPS }, 300_000));
     const rate = (x: any) => (x.done / x.ms) * 1000;
     const entry = (x: { out: any; cpuUs: number }) => ({
       ops: x.out.done,
@@ -976,7 +977,7 @@ async function subTasksScenario() {
       return;
     }
     log(`sub-tasks: ${SUB_TASKS} NOOP sub-tasks`);
-    await service.child.call('windowStart');
+    await service.child.call('windowStart', { label: 'subtasks' });
     const runTimeoutMs = Math.max(30_000, Math.min(QUICK ? 60_000 : 240_000, RUN_BUDGET_MS - elapsed() - 60_000));
     const run = await client.call(
       'stepFunctionRun',

@@ -1,3 +1,6 @@
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import type { monitorEventLoopDelay as MonitorFn } from 'node:perf_hooks';
 
 /**
@@ -10,6 +13,7 @@ export function processProbe(monitorEventLoopDelay: typeof MonitorFn) {
   histogram.enable();
   let windowCpu = process.cpuUsage();
   let windowStart = performance.now();
+  const profiler = cpuProfiler(process.env.BENCH_CPU_PROF);
 
   const gc = () => {
     const collect = (globalThis as { gc?: () => void }).gc;
@@ -25,17 +29,19 @@ export function processProbe(monitorEventLoopDelay: typeof MonitorFn) {
         const { user, system } = process.cpuUsage();
         return { user, system, totalUs: user + system };
       },
-      /** Starts a measurement window: CPU and the longest event-loop delay from now. */
-      windowStart: () => {
+      /** Starts a measurement window: CPU and the longest event-loop delay from now; a CPU profile with BENCH_CPU_PROF. */
+      windowStart: async (args?: { label?: string }) => {
+        await profiler?.start(args?.label ?? 'window');
         histogram.reset();
         windowCpu = process.cpuUsage();
         windowStart = performance.now();
         return true;
       },
       /** Ends it: CPU µs used, wall ms, the longest event-loop delay (ms) seen. */
-      windowEnd: () => {
+      windowEnd: async () => {
         const used = process.cpuUsage(windowCpu);
         const max = histogram.max;
+        await profiler?.stop();
         return {
           cpuUs: used.user + used.system,
           wallMs: performance.now() - windowStart,
@@ -52,6 +58,30 @@ export function processProbe(monitorEventLoopDelay: typeof MonitorFn) {
         const usage = process.memoryUsage();
         return { collected, ...usage };
       },
+    },
+  };
+}
+
+/**
+ * BENCH_CPU_PROF=<dir>: a V8 CPU profile of each measurement window, written
+ * as <dir>/<label>-<pid>-<n>.cpuprofile (open in Chrome DevTools). Sampling
+ * costs CPU: the figures of a profiled run are not comparable with others.
+ */
+function cpuProfiler(dir: string | undefined) {
+  if (!dir) return undefined;
+  const session = new Session();
+  session.connect();
+  let label = 'window';
+  let count = 0;
+  return {
+    async start(name: string) {
+      label = name.replace(/[^\w.-]+/g, '_');
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    },
+    async stop() {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(join(dir, `${label}-${process.pid}-${++count}.cpuprofile`), JSON.stringify(profile));
     },
   };
 }
