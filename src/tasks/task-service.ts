@@ -4,6 +4,7 @@ import { badInput, conflict, notFound, TaskError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { Lru } from '../lru.js';
 import { applyBookkeeping, type BookkeepingChange } from './bookkeeping.js';
+import { pooledRandom } from './random.js';
 import { parseTaskId, requireTaskId, taskId, taskPk, taskSk, type ParsedTaskId } from './keys.js';
 import { checkJson, checkName, MAX_ITEM_BYTES, checkPayloadSize, checkSubTaskInput, checkTaskType, pageSize } from './limits.js';
 import type { TaskChange, TaskPublisher } from './publisher.js';
@@ -65,7 +66,7 @@ export class TaskService {
   private readonly logger: Logger;
   private readonly retentionDays?: number;
   private readonly now: () => Date;
-  private readonly newCode = monotonicFactory();
+  private readonly newCode = monotonicFactory(pooledRandom);
   /** Inputs never change after creation; live events carry none, so many subscribers share one read. */
   private readonly inputs = new Lru<string, Promise<unknown>>(1_000);
 
