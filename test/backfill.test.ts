@@ -13,6 +13,7 @@ import { createTaskTable } from '../src/aws/task-table.js';
 import { INDEX_ATTRIBUTES, SUB_TASK_INDEX } from '../src/aws/task-table-schema.js';
 import { TokenBucket, type Clock } from '../src/aws/token-bucket.js';
 import { OriginalWriter } from './helpers/original-items.js';
+import { writeStatusChange } from './helpers/status-change.js';
 import { CREATE_TASK, LIST_SUB_TASKS, LIST_TASKS, startTestApp, type GraphQLResponse, type TestApp } from './helpers/app.js';
 
 type Item = Record<string, any>;
@@ -317,11 +318,7 @@ describe('an item changed between scan and write is never overwritten', () => {
         }
         if (seen.type === 'OURS' && attempt === 1) {
           // This service's own write (version-pinned) sets the right index keys with the status.
-          await store.update(
-            { ...fromItem(seen), status: 'QUEUED', version: 1, updatedAt: '2026-11-30T11:00:00.000Z' },
-            {},
-            { version: 0 },
-          );
+          await writeStatusChange(store, fromItem(seen), { status: 'QUEUED', updatedAt: '2026-11-30T11:00:00.000Z' }, { version: 0 });
         }
         if (seen.type === 'BUSY') {
           await writer.updateStatus(

@@ -91,6 +91,27 @@ describe('input size', () => {
   });
 });
 
+describe('item size', () => {
+  const UPDATE_ID = `mutation($input: UpdateStatusInput!) { updateStatus(input: $input) { id version } }`;
+  const GET_KEYS = `query($id: ID!) { task(id: $id) { version status attributes } }`;
+
+  test("updates that together would pass DynamoDB's 400 KB item limit: PAYLOAD_TOO_LARGE, the task unchanged", async () => {
+    const token = await app.token('lim-item-size');
+    const created = await app.gql(CREATE_TASK_ID, { input: { taskType: 'REPORT', input: {} } }, token);
+    const { id } = created.data!.createTask;
+    const first = await app.gql(UPDATE_ID, { input: { id, status: 'PROCESSING', attributes: { a: jsonStringOfBytes(250_000) } } }, token);
+    expect(first.errors).toBeUndefined();
+    const second = await app.gql(UPDATE_ID, { input: { id, status: 'COMPLETED', attributes: { b: jsonStringOfBytes(250_000) } } }, token);
+    expect(errorCode(second)).toBe('PAYLOAD_TOO_LARGE');
+    const task = (await app.gql(GET_KEYS, { id }, token)).data!.task;
+    expect({ version: task.version, status: task.status, keys: Object.keys(task.attributes) }).toEqual({
+      version: 2,
+      status: 'PROCESSING',
+      keys: ['a'],
+    });
+  });
+});
+
 describe('taskType and name', () => {
   test.each([
     ['empty', ''],

@@ -12,6 +12,7 @@ import {
   type GraphQLResponse,
   type TestApp,
 } from './helpers/app.js';
+import { writeStatusChange } from './helpers/status-change.js';
 
 /** A task as the API returns it (the selected TASK_FIELDS). */
 interface ApiTask {
@@ -78,7 +79,7 @@ async function writeSubTasks(parent: ApiTask): Promise<void> {
   expect(stored).toBeDefined();
   await app.store.putSubTasks(subTasksOf(stored!));
   // Marked as the worker marks them: the sub-task index then lists them in input order.
-  await app.store.update({ ...stored!, version: stored!.version + 1 }, {}, { version: stored!.version }, { subTasksWritten: true });
+  await writeStatusChange(app.store, stored!, { bookkeeping: { subTasksWritten: true } }, { version: stored!.version });
 }
 
 async function listTasks(token: string, filter: Filter | undefined, first?: number, after?: string | null) {
@@ -622,11 +623,7 @@ describe('subTasks', () => {
     const unmarked = await createSfnTask(token, 'IMPORT', input.slice(0, 12));
     // As the original writes a parent: no failure policy (which marks a parent created here).
     const created = (await app.store.get(unmarked))!;
-    const stored = await app.store.update(
-      { ...created, version: created.version + 1 },
-      { failurePolicy: null },
-      { version: created.version },
-    );
+    const stored = await writeStatusChange(app.store, created, { attributes: { failurePolicy: null } }, { version: created.version });
     // Written without parentId or subTaskIndex, as the original writes them: the sub-task index never sees them.
     await app.store.putSubTasks(subTasksOf(stored).map(({ parentId: _p, subTaskIndex: _i, ...sub }) => sub as typeof sub & Task));
     const keyOrder = Array.from({ length: 12 }, (_, i) => `${unmarked.id}#${i}`).sort();
@@ -639,9 +636,10 @@ describe('subTasks', () => {
     const first = ok<Connection>(await listSubTasks(token, unmarked.id, 2), 'subTasks');
     expect(errorCode(await listSubTasks(token, other.id, 2, first.pageInfo.endCursor))).toBe('BAD_USER_INPUT');
     const alsoCreated = await createSfnTask(token, 'IMPORT', [1]);
-    const alsoUnmarked = await app.store.update(
-      { ...(await app.store.get(alsoCreated))!, version: 2 },
-      { failurePolicy: null },
+    const alsoUnmarked = await writeStatusChange(
+      app.store,
+      (await app.store.get(alsoCreated))!,
+      { attributes: { failurePolicy: null } },
       { version: 1 },
     );
     expect(errorCode(await listSubTasks(token, alsoUnmarked.id, 2, first.pageInfo.endCursor))).toBe('BAD_USER_INPUT');

@@ -8,20 +8,13 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { conflict } from '../errors.js';
-import { SEPARATOR, kindOfPk, parseTaskId, taskId, type TaskKey } from '../tasks/keys.js';
-import type {
-  IdempotencyRecord,
-  Page,
-  SubTaskCountDelta,
-  SubTaskCounts,
-  TaskListQuery,
-  TaskStore,
-  UpdateCondition,
-} from '../tasks/task-store.js';
+import { conflict, payloadTooLarge } from '../errors.js';
+import { SEPARATOR, kindOfPk, parseTaskId, taskId, type ParsedTaskId, type TaskKey } from '../tasks/keys.js';
+import type { IdempotencyRecord, Page, SubTaskCountDelta, SubTaskCounts, TaskListQuery, TaskStore } from '../tasks/task-store.js';
+import { mergeAttributes, StatusChangeRefused, type StatusChange, type StatusChangeCondition } from '../tasks/status-change.js';
 import type { Task, TaskAttributes } from '../tasks/task.js';
 import { TERMINAL_STATUSES, type TaskStatus } from '../tasks/status.js';
-import { separateBookkeeping, type BookkeepingChange } from '../tasks/bookkeeping.js';
+import { separateBookkeeping } from '../tasks/bookkeeping.js';
 import type { SubTaskRef } from '../tasks/sub-tasks.js';
 import {
   LIST_ATTRIBUTES,
@@ -51,7 +44,9 @@ const KEYS_ONLY = ['pk', 'sk', 'id', 'code', 'type', 'tenantCode', 'status', 've
  * sub-task index), which keeps the list indexes sparse. The original package
  * writes none of them: they follow from the keys and status.
  */
-export function indexKeys(task: Task): Record<string, string | number> {
+export function indexKeys(
+  task: Pick<Task, 'pk' | 'type' | 'status' | 'updatedAt' | 'parentId' | 'subTaskIndex'>,
+): Record<string, string | number> {
   if (task.parentId) {
     return task.subTaskIndex === undefined ? {} : { parentId: task.parentId, subTaskIndex: task.subTaskIndex };
   }
@@ -156,45 +151,55 @@ export class DynamoTaskStore implements TaskStore {
     }
   }
 
-  async update(task: Task, attributes: TaskAttributes, condition: UpdateCondition, bookkeeping: BookkeepingChange = {}): Promise<Task> {
-    try {
-      return await this.sendUpdate(task, attributes, bookkeeping, condition, false);
-    } catch (error) {
-      // An item without an `attributes` map (written elsewhere) cannot take nested paths: write it whole.
-      if ((error as Error).name === 'ValidationException' && /document path/i.test((error as Error).message)) {
-        return this.sendUpdate(task, attributes, bookkeeping, condition, true);
+  async update(key: ParsedTaskId, change: StatusChange, condition: StatusChangeCondition): Promise<Task> {
+    // No status may change to this one (CREATED): nothing to write.
+    if (condition.from.length === 0) throw new StatusChangeRefused(await this.get(key));
+    const write = this.statusChangeWrite(key, change, condition);
+    if (write) {
+      try {
+        return await this.sendStatusChange(key, write);
+      } catch (error) {
+        // An item without an `attributes` map (written elsewhere) cannot take nested paths.
+        if (!((error as Error).name === 'ValidationException' && /document path/i.test((error as Error).message))) throw error;
       }
-      throw error;
     }
+    // Write the merged map whole, pinned to the version it was merged from, so no concurrent counter ADD is lost.
+    const current = await this.get(key);
+    if (!current || !condition.from.includes(current.status) || (condition.version ?? current.version) !== current.version) {
+      throw new StatusChangeRefused(current);
+    }
+    const pinned = { ...condition, version: current.version };
+    const whole = this.statusChangeWrite(key, change, pinned, mergeAttributes(current.attributes, change.attributes))!;
+    return this.sendStatusChange(key, whole);
   }
 
   /**
-   * SETs only what a status change touches (attributes key by key, a null
-   * removing one), so attributes this service does not know survive, and so do
-   * concurrent counter ADDs when the write is pinned to the status. Each
-   * bookkeeping key changed is also removed from `attributes`, where items
-   * written before it moved out keep it.
+   * The UpdateItem of a status change, read-free: SETs only what a status
+   * change touches (attributes key by key, a null removing one), so attributes
+   * this service does not know survive, and so do concurrent counter ADDs.
+   * Each bookkeeping key changed is also removed from `attributes`, where items
+   * written before it moved out keep it. Undefined when the attributes delta
+   * has too many keys for one expression (then the map is written whole).
    */
-  private async sendUpdate(
-    task: Task,
-    attributes: TaskAttributes,
-    bookkeeping: BookkeepingChange,
-    condition: UpdateCondition,
-    wholeAttributes: boolean,
-  ): Promise<Task> {
-    const names: Record<string, string> = { '#version': 'version' };
+  private statusChangeWrite(
+    key: ParsedTaskId,
+    change: StatusChange,
+    condition: StatusChangeCondition,
+    wholeAttributes?: TaskAttributes,
+  ): { expression: string; condition: string; names: Record<string, string>; values: Record<string, unknown> } | undefined {
+    const names: Record<string, string> = { '#version': 'version', '#status': 'status' };
     const values: Record<string, unknown> = {};
     const set: string[] = [];
     const remove: string[] = [];
     const fields: Record<string, unknown> = {
-      status: task.status,
-      updatedAt: task.updatedAt,
-      updatedBy: task.updatedBy,
-      updatedIp: task.updatedIp,
-      requestId: task.requestId,
-      expiresAt: task.expiresAt,
-      ...indexKeys(task),
-      ...(wholeAttributes ? { attributes: task.attributes } : {}),
+      status: change.status,
+      updatedAt: change.updatedAt,
+      updatedBy: change.updatedBy,
+      updatedIp: change.updatedIp,
+      requestId: change.requestId,
+      expiresAt: change.expiresAt,
+      ...indexKeys({ ...key, status: change.status, updatedAt: change.updatedAt }),
+      ...(wholeAttributes ? { attributes: wholeAttributes } : {}),
     };
     Object.entries(fields).forEach(([name, value], i) => {
       if (value === undefined) return;
@@ -202,9 +207,9 @@ export class DynamoTaskStore implements TaskStore {
       values[`:f${i}`] = value;
       set.push(`#f${i} = :f${i}`);
     });
-    if (!wholeAttributes && Object.keys(attributes).length > 0) {
+    if (!wholeAttributes && Object.keys(change.attributes).length > 0) {
       names['#attributes'] = 'attributes';
-      Object.entries(attributes).forEach(([name, value], i) => {
+      Object.entries(change.attributes).forEach(([name, value], i) => {
         names[`#k${i}`] = name;
         if (value === null) {
           remove.push(`#attributes.#k${i}`);
@@ -214,7 +219,7 @@ export class DynamoTaskStore implements TaskStore {
         set.push(`#attributes.#k${i} = :k${i}`);
       });
     }
-    Object.entries(bookkeeping).forEach(([name, value], i) => {
+    Object.entries(change.bookkeeping).forEach(([name, value], i) => {
       if (value === undefined) return;
       names[`#b${i}`] = name;
       if (value === null) remove.push(`#b${i}`);
@@ -227,48 +232,50 @@ export class DynamoTaskStore implements TaskStore {
         remove.push(`#attributes.#b${i}`);
       }
     });
-    let conditionText: string;
-    if ('version' in condition) {
+    const from = condition.from.map((status, i) => {
+      values[`:from${i}`] = status;
+      return `:from${i}`;
+    });
+    const pins = ['attribute_exists(pk)', `#status IN (${from.join(', ')})`];
+    if (condition.version !== undefined) {
       values[':expected'] = condition.version;
       values[':next'] = condition.version + 1;
       set.push('#version = :next');
-      conditionText = condition.version === 0 ? '(attribute_not_exists(#version) OR #version = :expected)' : '#version = :expected';
-    } else {
-      names['#status'] = 'status';
-      values[':from'] = condition.status;
-      values[':one'] = 1;
-      conditionText = '#status = :from';
-    }
+      pins.push(condition.version === 0 ? '(attribute_not_exists(#version) OR #version = :expected)' : '#version = :expected');
+    } else values[':one'] = 1;
     const expression = [
       `SET ${set.join(', ')}`,
       remove.length ? `REMOVE ${remove.join(', ')}` : '',
-      'version' in condition ? '' : 'ADD #version :one',
+      condition.version === undefined ? 'ADD #version :one' : '',
     ]
       .filter(Boolean)
       .join(' ');
-    if (!wholeAttributes && Buffer.byteLength(expression) > MAX_EXPRESSION_BYTES) {
-      // Too many attribute keys to SET one by one: write the merged map whole, pinned to the
-      // version it was merged from (`task` is the next version), so no concurrent ADD is lost.
-      return this.sendUpdate(task, attributes, bookkeeping, 'version' in condition ? condition : { version: task.version - 1 }, true);
-    }
+    if (!wholeAttributes && Buffer.byteLength(expression) > MAX_EXPRESSION_BYTES) return undefined;
+    return { expression, condition: pins.join(' AND '), names, values };
+  }
+
+  /** Sends a status change; returns the task as it was before it (ALL_OLD), from which the caller knows the new one. */
+  private async sendStatusChange(key: ParsedTaskId, write: NonNullable<ReturnType<DynamoTaskStore['statusChangeWrite']>>): Promise<Task> {
     try {
       const { Attributes } = await this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: { pk: task.pk, sk: task.sk },
-          UpdateExpression: expression,
-          ConditionExpression: `attribute_exists(pk) AND ${conditionText}`,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
+          Key: { pk: key.pk, sk: key.sk },
+          UpdateExpression: write.expression,
+          ConditionExpression: write.condition,
+          ExpressionAttributeNames: write.names,
+          ExpressionAttributeValues: write.values,
+          ReturnValues: 'ALL_OLD',
         }),
       );
       return fromItem(Attributes!);
     } catch (error) {
-      if (isConditionFailure(error)) {
-        throw 'version' in condition
-          ? conflict(`Task ${task.id} changed since version ${condition.version} was read`, { expectedVersion: condition.version })
-          : conflict(`Task ${task.id} is no longer ${condition.status}`);
+      // Refused: read the task to say why (rare; dynalite cannot return it with the refusal).
+      if (isConditionFailure(error)) throw new StatusChangeRefused(await this.get(key));
+      if ((error as Error).name === 'ValidationException' && /item size/i.test((error as Error).message)) {
+        throw payloadTooLarge(`Task ${taskId(key.pk, key.sk)} would exceed DynamoDB's item size limit of 400 KB with this change`, {
+          field: 'attributes',
+        });
       }
       throw error;
     }

@@ -3,13 +3,14 @@ import { monotonicFactory } from 'ulid';
 import { badInput, conflict, notFound, TaskError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { Lru } from '../lru.js';
-import { applyBookkeeping, type BookkeepingChange } from './bookkeeping.js';
+import type { BookkeepingChange } from './bookkeeping.js';
 import { pooledRandom } from './random.js';
 import { parseTaskId, requireTaskId, taskId, taskPk, taskSk, type ParsedTaskId } from './keys.js';
-import { checkJson, checkName, MAX_ITEM_BYTES, checkPayloadSize, checkSubTaskInput, checkTaskType, pageSize } from './limits.js';
+import { checkJson, checkName, MAX_ITEM_BYTES, checkSubTaskInput, checkTaskType, pageSize } from './limits.js';
 import type { TaskChange, TaskPublisher } from './publisher.js';
 import { rerunRequest, type RerunOptions } from './rerun.js';
 import { assertTransition, canTransition, isTerminal, type TaskStatus } from './status.js';
+import { applyStatusChange, StatusChangeRefused, statusesBefore, type StatusChange } from './status-change.js';
 import type { Page, SortOrder, TaskStore } from './task-store.js';
 import type { Actor, Task, TaskAttributes, TaskKind } from './task.js';
 import { canAccessTenant, resolveTenant } from './tenancy.js';
@@ -143,46 +144,43 @@ export class TaskService {
   }
 
   /**
-   * `known`: the task as the caller last wrote it. With a pinned version equal
-   * to its version, the first attempt skips the read (a worker's own writes).
+   * One conditional write, no read first: the write itself requires a status
+   * the task may leave for this one (and the pinned version). The task is read
+   * only when the write is refused, to say why.
    */
-  async updateStatus(actor: Actor, request: UpdateStatusRequest, known?: Task): Promise<Task> {
+  async updateStatus(actor: Actor, request: UpdateStatusRequest): Promise<Task> {
     assertFullAccess(actor, 'update tasks');
     const parsed = this.parseId(request.id);
     if (!canAccessTenant(actor, parsed.tenantCode)) throw notFound(`Task ${request.id} not found`);
     const attributes = checkAttributes(request.attributes);
     const pinned = request.expectedVersion ?? undefined;
+    const change = this.statusChange(actor, request.status, attributes, request.bookkeeping ?? {});
+    const condition = { from: statusesBefore(request.status), version: pinned };
 
     for (let attempt = 1; ; attempt++) {
-      const current = attempt === 1 && known && known.id === request.id && pinned === known.version ? known : await this.store.get(parsed);
-      if (!current) throw notFound(`Task ${request.id} not found`);
-      if (pinned !== undefined && current.version !== pinned) {
-        throw conflict(`Task ${request.id} is at version ${current.version}, not ${pinned}`, {
-          expectedVersion: pinned,
-          currentVersion: current.version,
-        });
-      }
-      if (attempt > 1 && !canTransition(current.status, request.status)) {
+      let previous: Task;
+      try {
+        previous = await this.store.update(parsed, change, condition);
+      } catch (error) {
+        if (!(error instanceof StatusChangeRefused)) throw error;
+        const current = error.current;
+        if (!current) throw notFound(`Task ${request.id} not found`);
+        if (pinned !== undefined && current.version !== pinned) {
+          throw conflict(`Task ${request.id} is at version ${current.version}, not ${pinned}`, {
+            expectedVersion: pinned,
+            currentVersion: current.version,
+          });
+        }
+        if (attempt === 1) assertTransition(current.status, request.status);
+        // It changed between the write and the read: the status now allows the change, so write again.
+        if (canTransition(current.status, request.status) && attempt < MAX_UPDATE_ATTEMPTS) continue;
         throw conflict(`Task ${request.id} changed concurrently to ${current.status}; it can no longer move to ${request.status}`, {
           currentStatus: current.status,
           currentVersion: current.version,
         });
       }
-      assertTransition(current.status, request.status);
-
-      const next = applyBookkeeping(this.nextState(actor, current, request.status, attributes), request.bookkeeping ?? {});
-      checkPayloadSize('task', next, MAX_ITEM_BYTES);
-      let stored: Task;
-      try {
-        // Pinned: to the version. Unpinned: to the status the transition was checked from.
-        const condition = pinned !== undefined ? { version: current.version } : { status: current.status };
-        stored = await this.store.update(next, attributes, condition, request.bookkeeping);
-      } catch (error) {
-        const lostRace = error instanceof TaskError && error.code === 'CONFLICT';
-        if (lostRace && pinned === undefined && attempt < MAX_UPDATE_ATTEMPTS) continue;
-        throw error;
-      }
-      await this.publish({ task: stored, previous: current });
+      const stored = applyStatusChange(previous, change);
+      await this.publish({ task: stored, previous });
       return stored;
     }
   }
@@ -296,21 +294,18 @@ export class TaskService {
     };
   }
 
-  private nextState(actor: Actor, current: Task, status: TaskStatus, attributes: TaskAttributes): Task {
+  private statusChange(actor: Actor, status: TaskStatus, attributes: TaskAttributes, bookkeeping: BookkeepingChange): StatusChange {
     const now = this.now();
     return {
-      ...current,
       status,
-      attributes: mergeAttributes(current.attributes, attributes),
-      version: current.version + 1,
+      attributes,
+      bookkeeping,
       updatedAt: now.toISOString(),
       updatedBy: actor.userId,
       updatedIp: actor.ip,
       requestId: actor.requestId,
       expiresAt:
-        isTerminal(status) && this.retentionDays !== undefined
-          ? Math.floor(now.getTime() / 1000) + this.retentionDays * 86_400
-          : current.expiresAt,
+        isTerminal(status) && this.retentionDays !== undefined ? Math.floor(now.getTime() / 1000) + this.retentionDays * 86_400 : undefined,
     };
   }
 
@@ -335,14 +330,4 @@ function checkAttributes(value: unknown): TaskAttributes {
   }
   checkJson('attributes', value, MAX_ITEM_BYTES);
   return value as TaskAttributes;
-}
-
-/** Shallow merge; a key set to null is removed (e.g. clearing `error` on retry). */
-export function mergeAttributes(current: TaskAttributes, changes: TaskAttributes): TaskAttributes {
-  const merged: TaskAttributes = { ...current };
-  for (const [key, value] of Object.entries(changes)) {
-    if (value === null) delete merged[key];
-    else merged[key] = value;
-  }
-  return merged;
 }

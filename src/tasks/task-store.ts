@@ -1,8 +1,8 @@
-import type { BookkeepingChange } from './bookkeeping.js';
-import type { TaskKey } from './keys.js';
+import type { ParsedTaskId, TaskKey } from './keys.js';
+import type { StatusChange, StatusChangeCondition } from './status-change.js';
 import type { SubTaskRef } from './sub-tasks.js';
 import type { TaskStatus } from './status.js';
-import type { Task, TaskAttributes, TaskKind } from './task.js';
+import type { Task, TaskKind } from './task.js';
 
 /** The storage port the domain needs; `src/aws/dynamo-task-store.ts` implements it on DynamoDB. */
 export interface TaskStore {
@@ -11,14 +11,14 @@ export interface TaskStore {
   /** Writes a new task; CONFLICT when the key exists. */
   create(task: Task): Promise<void>;
   /**
-   * Writes a status change: the new status and audit fields of `task`, the
-   * `attributes` delta key by key (null removes a key) and the worker's
-   * bookkeeping change. Conditional on the
-   * version read, or, for unpinned updates, on the status read (so atomic
-   * counter updates in between do not refuse it); CONFLICT otherwise. Returns
-   * the stored task after the write.
+   * Writes a status change in one conditional write, without reading first:
+   * refused (StatusChangeRefused, carrying the task as it is) unless the task
+   * exists, its status is one of `condition.from` and, when given, its version
+   * is `condition.version`. Counter updates in between never refuse an
+   * unpinned change. Returns the task as it was before the change
+   * (`applyStatusChange` gives it after).
    */
-  update(task: Task, attributes: TaskAttributes, condition: UpdateCondition, bookkeeping?: BookkeepingChange): Promise<Task>;
+  update(key: ParsedTaskId, change: StatusChange, condition: StatusChangeCondition): Promise<Task>;
   /** Writes sub-tasks in batches; an existing sub-task is overwritten only by an identical write. */
   putSubTasks(subTasks: readonly Task[]): Promise<void>;
   list(query: TaskListQuery): Promise<Page<Task>>;
@@ -53,8 +53,6 @@ export interface TaskStore {
 }
 
 export type SortOrder = 'ASC' | 'DESC';
-
-export type UpdateCondition = { version: number } | { status: TaskStatus };
 
 export interface SubTaskCountDelta {
   running?: number;

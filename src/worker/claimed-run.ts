@@ -76,11 +76,13 @@ export class ClaimedRun {
       const lease: Lease | null =
         status === 'PROCESSING' ? { owner: this.settings.workerId, until: Date.now() + this.settings.leaseMs } : null;
       try {
-        this.current = await this.tasks.updateStatus(
-          this.actor,
-          { id: this.current.id, status, attributes, bookkeeping: { ...bookkeeping, lease }, expectedVersion: this.current.version },
-          this.current,
-        );
+        this.current = await this.tasks.updateStatus(this.actor, {
+          id: this.current.id,
+          status,
+          attributes,
+          bookkeeping: { ...bookkeeping, lease },
+          expectedVersion: this.current.version,
+        });
         this.lastWriteAt = Date.now();
         return this.current;
       } catch (error) {

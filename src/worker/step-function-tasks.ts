@@ -351,11 +351,13 @@ export class StepFunctionTasks {
     let current: Task | undefined = sub;
     for (let attempt = 0; current && !isTerminal(current.status); attempt++) {
       try {
-        await this.deps.tasks.updateStatus(
-          workerActor(current),
-          { id: current.id, status: 'FAILED', expectedVersion: current.version, attributes: { error }, bookkeeping: { lease: null } },
-          current,
-        );
+        await this.deps.tasks.updateStatus(workerActor(current), {
+          id: current.id,
+          status: 'FAILED',
+          expectedVersion: current.version,
+          attributes: { error },
+          bookkeeping: { lease: null },
+        });
         return { status: 'FAILED', failedFrom: current };
       } catch (caught) {
         if (!(caught instanceof TaskError && caught.code === 'CONFLICT') || attempt >= MAX_FAIL_ATTEMPTS) throw caught;

@@ -775,10 +775,16 @@ async function mutationsScenario() {
     await client.call('raw', { ...rawBase, op: 'update', set: 'warm', count: 300 }, 120_000);
 
     log(`mutations: createTask x${MUTATION_OPS} at concurrency ${MUTATION_CONCURRENCY}`);
-    const create = await measure('createTask', () => client.call('mutations', { ...base, op: 'create', set: 'm', count: MUTATION_OPS }, 300_000));
+    const create = await measure('createTask', () =>
+      client.call('mutations', { ...base, op: 'create', set: 'm', count: MUTATION_OPS }, 300_000),
+    );
     const put = await measure('PutItem', () => client.call('raw', { ...rawBase, op: 'put', set: 'm', count: MUTATION_OPS }, 300_000));
-    const update = await measure('updateStatus', () => client.call('mutations', { ...base, op: 'update', set: 'm', count: MUTATION_OPS }, 300_000));
-    const rawUpdate = await measure('UpdateItem', () => client.call('raw', { ...rawBase, op: 'update', set: 'm', count: MUTATION_OPS }, 300_000));
+    const update = await measure('updateStatus', () =>
+      client.call('mutations', { ...base, op: 'update', set: 'm', count: MUTATION_OPS }, 300_000),
+    );
+    const rawUpdate = await measure('UpdateItem', () =>
+      client.call('raw', { ...rawBase, op: 'update', set: 'm', count: MUTATION_OPS }, 300_000),
+    );
     const rate = (x: any) => (x.done / x.ms) * 1000;
     const entry = (x: { out: any; cpuUs: number }) => ({
       ops: x.out.done,
