@@ -30,6 +30,7 @@ export default defineConfig({
       'test/execution.test.ts',
       'test/fuzz.test.ts',
       'test/backfill.test.ts',
+      'test/bookkeeping.test.ts',
       'test/dynamodb-local*.test.ts',
     ],
     globalSetup: ['test/helpers/dynamodb-local.ts'],

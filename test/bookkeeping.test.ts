@@ -91,6 +91,35 @@ describe('the worker keeps its bookkeeping out of attributes', () => {
   });
 });
 
+describe("a task's head (what each sub-task reads of its parent)", () => {
+  test('is the task without its input and sub-task list: every other field, the counters, the policy and the bookkeeping', async () => {
+    const created = await app.gql(CREATE_SFN_TASK, { input: { taskType: 'ECHO', input: [1, 2, 3] } });
+    const id = created.data!.createStepFunctionTask.id as string;
+    await until(
+      'the parent to complete',
+      async () => (await app.gql(GET_TASK, { id })).data!.task.status,
+      (s) => s === 'COMPLETED',
+    );
+    const { input, attributes, ...fields } = (await app.store.get(parseTaskId(id)!))!;
+    expect(input).toEqual([1, 2, 3]);
+    expect(attributes.subTasks).toHaveLength(3);
+    const head = await app.store.getHead(parseTaskId(id)!);
+    expect(head).toEqual({
+      ...fields,
+      attributes: { failurePolicy: 'CONTINUE', subTaskCount: 3, subTaskRunningCount: 0, subTaskSucceedCount: 3, subTaskFailedCount: 0 },
+    });
+    expect(await app.store.getHead({ pk: fields.pk, sk: `${fields.sk}-missing` })).toBeUndefined();
+  });
+
+  test('lifts bookkeeping an item keeps inside attributes', async () => {
+    const id = await queuedTask();
+    const sweep = { code: 'CANCELLED' };
+    await writeLegacy(id, 'FAILED', { pendingSweep: sweep, attempt: 3, note: 'not read' });
+    const head = await app.store.getHead(parseTaskId(id)!);
+    expect(head).toMatchObject({ status: 'FAILED', pendingSweep: sweep, attempt: 3, attributes: {} });
+  });
+});
+
 describe('items stored with bookkeeping inside attributes', () => {
   test('read with clean attributes and their attempt; a change moves the key out', async () => {
     const id = await queuedTask();

@@ -10,11 +10,20 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { conflict, payloadTooLarge } from '../errors.js';
 import { SEPARATOR, kindOfPk, parseTaskId, taskId, type ParsedTaskId, type TaskKey } from '../tasks/keys.js';
-import type { IdempotencyRecord, Page, SubTaskCountDelta, SubTaskCounts, TaskListQuery, TaskStore } from '../tasks/task-store.js';
+import {
+  HEAD_ATTRIBUTES,
+  type IdempotencyRecord,
+  type Page,
+  type SubTaskCountDelta,
+  type SubTaskCounts,
+  type TaskHead,
+  type TaskListQuery,
+  type TaskStore,
+} from '../tasks/task-store.js';
 import { mergeAttributes, StatusChangeRefused, type StatusChange, type StatusChangeCondition } from '../tasks/status-change.js';
 import type { Task, TaskAttributes } from '../tasks/task.js';
 import { TERMINAL_STATUSES, type TaskStatus } from '../tasks/status.js';
-import { separateBookkeeping } from '../tasks/bookkeeping.js';
+import { BOOKKEEPING_KEYS, separateBookkeeping } from '../tasks/bookkeeping.js';
 import type { SubTaskRef } from '../tasks/sub-tasks.js';
 import {
   LIST_ATTRIBUTES,
@@ -35,6 +44,29 @@ const BATCH_WRITE_SIZE = 25;
 const MAX_EXPRESSION_BYTES = 4096;
 const TERMINAL_VALUES = Object.fromEntries(TERMINAL_STATUSES.map((status, i) => [`:terminal${i}`, status]));
 const IDEMPOTENCY_PREFIX = 'IDEMPOTENCY';
+/** Every top-level field fromItem reads, but `input` and `attributes`. */
+const HEAD_FIELDS = [
+  'pk',
+  'sk',
+  'id',
+  'code',
+  'type',
+  'name',
+  'tenantCode',
+  'status',
+  'version',
+  'parentId',
+  'subTaskIndex',
+  'rerunOf',
+  'requestId',
+  'createdAt',
+  'updatedAt',
+  'createdBy',
+  'updatedBy',
+  'createdIp',
+  'updatedIp',
+  'expiresAt',
+];
 /** What a keys-only listing reads (`TaskListQuery.keysOnly`), besides the index's own keys. */
 const KEYS_ONLY = ['pk', 'sk', 'id', 'code', 'type', 'tenantCode', 'status', 'version'];
 
@@ -120,6 +152,20 @@ export function staleIndexKeys(item: Item): { set: Record<string, string | numbe
   return { set, remove };
 }
 
+/**
+ * What getHead reads: every field but `input`, and of `attributes` the head's
+ * keys and the bookkeeping items written before it moved out keep there.
+ */
+const HEAD_PROJECTION = (() => {
+  const topLevel = [...HEAD_FIELDS, ...BOOKKEEPING_KEYS];
+  const nested = [...HEAD_ATTRIBUTES, ...BOOKKEEPING_KEYS];
+  const names: Record<string, string> = { '#attributes': 'attributes' };
+  topLevel.forEach((name, i) => (names[`#h${i}`] = name));
+  nested.forEach((name, i) => (names[`#n${i}`] = name));
+  const paths = [...topLevel.map((_, i) => `#h${i}`), ...nested.map((_, i) => `#attributes.#n${i}`)];
+  return { expression: paths.join(', '), names };
+})();
+
 const isConditionFailure = (error: unknown) =>
   error instanceof ConditionalCheckFailedException || (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 
@@ -134,6 +180,21 @@ export class DynamoTaskStore implements TaskStore {
       new GetCommand({ TableName: this.tableName, Key: { pk: key.pk, sk: key.sk }, ConsistentRead: true }),
     );
     return Item ? fromItem(Item) : undefined;
+  }
+
+  async getHead(key: TaskKey): Promise<TaskHead | undefined> {
+    const { Item } = await this.db.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: key.pk, sk: key.sk },
+        ConsistentRead: true,
+        ProjectionExpression: HEAD_PROJECTION.expression,
+        ExpressionAttributeNames: HEAD_PROJECTION.names,
+      }),
+    );
+    if (!Item) return undefined;
+    const { input: _input, ...head } = fromItem(Item);
+    return head;
   }
 
   async create(task: Task): Promise<void> {

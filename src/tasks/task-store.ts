@@ -2,12 +2,18 @@ import type { ParsedTaskId, TaskKey } from './keys.js';
 import type { StatusChange, StatusChangeCondition } from './status-change.js';
 import type { SubTaskRef } from './sub-tasks.js';
 import type { TaskStatus } from './status.js';
-import type { Task, TaskKind } from './task.js';
+import type { Task, TaskAttributes, TaskKind } from './task.js';
 
 /** The storage port the domain needs; `src/aws/dynamo-task-store.ts` implements it on DynamoDB. */
 export interface TaskStore {
   /** Strongly consistent read. */
   get(key: TaskKey): Promise<Task | undefined>;
+  /**
+   * Strongly consistent read of a task without its input and with only the
+   * attributes that steer its run: what each sub-task reads of its parent,
+   * whose input holds every element (up to 10,000) of the fan-out.
+   */
+  getHead(key: TaskKey): Promise<TaskHead | undefined>;
   /** Writes a new task; CONFLICT when the key exists. */
   create(task: Task): Promise<void>;
   /**
@@ -51,6 +57,17 @@ export interface TaskStore {
    */
   claimIdempotencyKey(record: IdempotencyRecord): Promise<IdempotencyRecord | undefined>;
 }
+
+/** The attributes a TaskHead carries: the failure policy and the sub-task counters. */
+export const HEAD_ATTRIBUTES = [
+  'failurePolicy',
+  'subTaskCount',
+  'subTaskRunningCount',
+  'subTaskSucceedCount',
+  'subTaskFailedCount',
+] as const satisfies readonly (keyof TaskAttributes)[];
+
+export type TaskHead = Omit<Task, 'input' | 'attributes'> & { attributes: Partial<Pick<TaskAttributes, (typeof HEAD_ATTRIBUTES)[number]>> };
 
 export type SortOrder = 'ASC' | 'DESC';
 

@@ -5,7 +5,7 @@ import { isTerminal } from '../tasks/status.js';
 import { listedSubTasks, MAX_LISTED_SUB_TASKS, subTasksOf, type SubTaskRef } from '../tasks/sub-tasks.js';
 import type { Actor, Task } from '../tasks/task.js';
 import { FAILURE_POLICIES, type FailurePolicy, type TaskService } from '../tasks/task-service.js';
-import type { SubTaskCountDelta, SubTaskCounts, TaskStore } from '../tasks/task-store.js';
+import type { SubTaskCountDelta, SubTaskCounts, TaskHead, TaskStore } from '../tasks/task-store.js';
 import { TaskError } from '../errors.js';
 import { ClaimedRun, LostRunError } from './claimed-run.js';
 import type { HandlerRegistry } from './handlers.js';
@@ -147,7 +147,8 @@ export class StepFunctionTasks {
     const parsed = parseTaskId(parentId);
     if (!parsed || parsed.parentId) throw new Error(`${parentId} is not a Step Functions task id`);
     const subKey = { pk: parsed.pk, sk: subTaskSk(parsed.sk, index) };
-    const [sub, parent] = await Promise.all([store.get(subKey), store.get(parsed)]);
+    // The parent's head: its input (every element of the fan-out) is not read once per sub-task.
+    const [sub, parent] = await Promise.all([store.get(subKey), store.getHead(parsed)]);
     if (!sub || !parent) throw new Error(`sub-task ${index} of ${parentId} does not exist`);
     if (isTerminal(sub.status)) {
       // A failure whose FAIL_FAST reaction was lost with its process: the iteration's retry reacts.
@@ -257,7 +258,7 @@ export class StepFunctionTasks {
    * is what each unfinished sub-task gets. Status-pinned, like any unpinned
    * update: INVALID_TRANSITION when it had already ended.
    */
-  async end(actor: Actor, parent: Task, attributes: Record<string, unknown>, subTaskError: Record<string, unknown>): Promise<Task> {
+  async end(actor: Actor, parent: TaskHead, attributes: Record<string, unknown>, subTaskError: Record<string, unknown>): Promise<Task> {
     const ended = await this.deps.tasks.updateStatus(actor, {
       id: parent.id,
       status: 'FAILED',
@@ -328,7 +329,7 @@ export class StepFunctionTasks {
   }
 
   /** The first failure under FAIL_FAST: the parent fails, the execution stops, unfinished sub-tasks are failed. */
-  private async failFast(parent: Task, failedSub: Task): Promise<void> {
+  private async failFast(parent: TaskHead, failedSub: Task): Promise<void> {
     try {
       await this.end(
         workerActor(parent),
@@ -414,7 +415,7 @@ export class StepFunctionTasks {
    * parent event) for many sub-task changes. A change lost with its process is
    * repaired from a recount when the execution settles the parent.
    */
-  private count(parent: Task, delta: SubTaskCountDelta): void {
+  private count(parent: TaskHead, delta: SubTaskCountDelta): void {
     let pending = this.pendingCounts.get(parent.id);
     if (!pending) {
       const timer = setTimeout(() => {
@@ -452,13 +453,13 @@ export class StepFunctionTasks {
   }
 }
 
-export const policyOf = (parent: Task): FailurePolicy =>
+export const policyOf = (parent: TaskHead): FailurePolicy =>
   (FAILURE_POLICIES as readonly string[]).includes(String(parent.attributes.failurePolicy))
     ? (parent.attributes.failurePolicy as FailurePolicy)
     : 'CONTINUE';
 
 /** What an ended parent's unfinished sub-tasks get: the error its sweep recorded, or a cancellation. */
-const sweepErrorOf = (parent: Task): Record<string, unknown> =>
+const sweepErrorOf = (parent: TaskHead): Record<string, unknown> =>
   parent.pendingSweep ?? { code: 'CANCELLED', message: `parent ${parent.status}` };
 
 /** A terminal parent whose sweep did not finish: marked, or (data from before sweeps were marked) counted short. */
