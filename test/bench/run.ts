@@ -662,11 +662,12 @@ function reportFanout(r: FanoutResult) {
   const bt = both(b.tenSpread);
   row(
     label,
-    `10 tenants (N/10 each): latency to last, median`,
+    // The target holds from N = 5,000: below it an event reaches few subscribers and the trigger's own cost dominates.
+    `10 tenants (N/10 each): latency to last, median${r.n >= 5000 ? '' : ' (info)'}`,
     fmtMs(st?.latency.p50),
     fmtMs(bt?.latency.p50),
     ratio(st?.latency.p50, bt?.latency.p50),
-    { op: '<=', value: 1.5 },
+    r.n >= 5000 ? { op: '<=', value: 1.5 } : undefined,
   );
   row(
     label,
@@ -741,7 +742,7 @@ async function memoryScenario(fanout: FanoutResult[]) {
     fmtBytes(s.rssPerConnection),
     fmtBytes(b.rssPerConnection),
     b.rssPerConnection > 0 ? s.rssPerConnection / b.rssPerConnection : null,
-    { op: '<=', value: 2 },
+    { op: '<=', value: 1.5 },
   );
   row(
     `memory N=${MEMORY_N}`,
@@ -1052,7 +1053,7 @@ async function subTasksScenario() {
       fmtMs(run.ms),
       fmtMs(floorMs),
       run.ms / floorMs,
-      { op: '<=', value: 3 },
+      { op: '<=', value: 2 },
     );
     row(`sub-tasks ${SUB_TASKS}`, `same vs ${SUB_TASKS} PutItem alone (info)`, fmtMs(run.ms), fmtMs(put.ms), run.ms / put.ms);
   } finally {
