@@ -26,12 +26,15 @@ import { requireTaskId, taskId, taskPk, taskSk } from '../../src/tasks/keys.js';
 import type { StatusChange } from '../../src/tasks/status-change.js';
 import type { Actor, Task } from '../../src/tasks/task.js';
 import { startChild } from './lib/ipc.js';
+import { cpuProfiler } from './lib/probe.js';
 
 const COUNT = Number(process.env.BENCH_WRITE_OPS ?? 3000);
 const CONCURRENCY = 32;
 const WARM_UP = 300;
 const SECRET = 'write-path-bench-secret-of-at-least-32-chars';
 const TABLE = 'tasks';
+/** BENCH_CPU_PROF=<dir>: a CPU profile of this process per measured layer. */
+const profiler = cpuProfiler(process.env.BENCH_CPU_PROF);
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
 interface Cpu {
@@ -44,7 +47,11 @@ const dynamo = startChild('dynalite', here('./dynalite-server.ts'));
 const client = startChild('load-client', here('./load-client.ts'));
 const { endpoint } = await dynamo.ready;
 await client.ready;
-Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
+Object.assign(process.env, {
+  AWS_ACCESS_KEY_ID: 'local',
+  AWS_SECRET_ACCESS_KEY: 'local',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+});
 await createTaskTable(createDynamoClients({ endpoint, region: 'local' }).client, TABLE);
 const app = await startApp(
   loadConfig({
@@ -103,12 +110,18 @@ async function inProcess(count: number, op: (i: number) => Promise<unknown>): Pr
 }
 
 /** CPU per operation in each process while `run` does `count` operations. */
-async function measure(count: number, run: () => Promise<{ clientCpuMs?: number; errors?: number } | undefined>): Promise<Cpu> {
+async function measure(
+  label: string,
+  count: number,
+  run: () => Promise<{ clientCpuMs?: number; errors?: number } | undefined>,
+): Promise<Cpu> {
+  await profiler?.start(label);
   await dynamo.call('windowStart');
   const started = process.cpuUsage();
   const out = await run();
   const used = process.cpuUsage(started);
   const window = await dynamo.call('windowEnd');
+  await profiler?.stop();
   if (out?.errors) throw new Error(`${out.errors} operations failed`);
   return {
     service: (used.user + used.system) / count,
@@ -137,13 +150,13 @@ async function createLayers(set: string, count: number) {
   const created: Task[] = [];
   domainTasks.set(set, created);
   return {
-    raw: await measure(count, () => raw('put', set, count)),
-    store: await measure(count, async () => void (await inProcess(count, (i) => app.store.create(tasks[i]!)))),
-    domain: await measure(count, async () => {
+    raw: await measure(`${set}-create-raw`, count, () => raw('put', set, count)),
+    store: await measure(`${set}-create-store`, count, async () => void (await inProcess(count, (i) => app.store.create(tasks[i]!)))),
+    domain: await measure(`${set}-create-domain`, count, async () => {
       await inProcess(count, async (i) => created.push(await app.tasks.createTask(actor, { taskType: 'BENCH', input: { n: i } })));
       return undefined;
     }),
-    http: await measure(count, () => http('create', set, count)),
+    http: await measure(`${set}-create-http`, count, () => http('create', set, count)),
   };
 }
 
@@ -151,20 +164,20 @@ async function updateLayers(set: string, count: number) {
   const tasks = storeTasks.get(set)!;
   const created = domainTasks.get(set)!;
   return {
-    raw: await measure(count, () => raw('update', set, count)),
-    store: await measure(count, async () => {
+    raw: await measure(`${set}-update-raw`, count, () => raw('update', set, count)),
+    store: await measure(`${set}-update-store`, count, async () => {
       await inProcess(count, (i) =>
         app.store.update(requireTaskId(tasks[i]!.id), { ...progress, updatedAt: new Date().toISOString() }, { from: ['CREATED'] }),
       );
       return undefined;
     }),
-    domain: await measure(count, async () => {
+    domain: await measure(`${set}-update-domain`, count, async () => {
       await inProcess(count, (i) =>
         app.tasks.updateStatus(actor, { id: created[i]!.id, status: 'PROCESSING', attributes: progress.attributes }),
       );
       return undefined;
     }),
-    http: await measure(count, () => http('update', set, count)),
+    http: await measure(`${set}-update-http`, count, () => http('update', set, count)),
   };
 }
 

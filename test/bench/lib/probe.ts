@@ -67,7 +67,7 @@ export function processProbe(monitorEventLoopDelay: typeof MonitorFn) {
  * as <dir>/<label>-<pid>-<n>.cpuprofile (open in Chrome DevTools). Sampling
  * costs CPU: the figures of a profiled run are not comparable with others.
  */
-function cpuProfiler(dir: string | undefined) {
+export function cpuProfiler(dir: string | undefined) {
   if (!dir) return undefined;
   const session = new Session();
   session.connect();
