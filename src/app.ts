@@ -130,6 +130,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       port: config.port,
       limits: config.limits,
       keepAliveMs: config.live.keepAliveMs,
+      trustProxy: config.trustProxy,
       routes,
       graphiql: config.graphiql && { headers: devToken ? { Authorization: `Bearer ${devToken}` } : undefined },
       dashboard: config.dashboard

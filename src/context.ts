@@ -26,6 +26,8 @@ export interface Context {
 /** What the WebSocket transport hands over, having verified the token at connection_init. */
 export interface SocketContext {
   identity: Identity;
+  /** The client address, read from the upgrade request (the transport does not keep the request). */
+  ip: string | undefined;
   liveSink: LiveSink;
 }
 
@@ -51,11 +53,11 @@ export function clientIp(req: IncomingMessage | undefined, trustProxy: boolean):
 
 /** yoga's context factory: verifies the token before any resolver runs. */
 export function createContextFactory(deps: ContextDependencies) {
-  return async (initial: { request: Request; req?: IncomingMessage } & Partial<SocketContext>): Promise<Context> => {
+  return async (initial: { request?: Request; req?: IncomingMessage } & Partial<SocketContext>): Promise<Context> => {
     const { request, req } = initial;
     const identity =
       initial.identity ??
-      (await deps.verifyToken(request.headers.get('authorization')).catch((error: unknown) => {
+      (await deps.verifyToken(request?.headers.get('authorization')).catch((error: unknown) => {
         // A refused token ends the request with its HTTP status (401) and is no server error.
         throw error instanceof TaskError ? toGraphQLError(error, undefined, true) : error;
       }));
@@ -65,7 +67,7 @@ export function createContextFactory(deps: ContextDependencies) {
         tenantCode: identity.tenantCode,
         isAdmin: identity.isAdmin,
         scope: identity.scope,
-        ip: clientIp(req, deps.trustProxy),
+        ip: initial.identity ? initial.ip : clientIp(req, deps.trustProxy),
         requestId: request?.headers.get('x-request-id') ?? undefined,
       },
       expiresAt: identity.expiresAt,

@@ -1,7 +1,6 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { getOperationAST, GraphQLError, subscribe as graphqlSubscribe, type DocumentNode, type ExecutionArgs } from 'graphql';
-import type { OperationResult } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
+import { handleProtocols, makeServer, type OperationResult } from 'graphql-ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Identity, TokenVerifier } from '../auth/verify-token.js';
@@ -10,6 +9,7 @@ import { TaskError } from '../errors.js';
 import { TOKEN_EXPIRED_CLOSE_CODE, TOO_MANY_CONNECTIONS_CLOSE_CODE } from '../live/close-codes.js';
 import type { LiveTasks } from '../live/live-tasks.js';
 import type { Logger } from '../logger.js';
+import { type ConnectionExtra, serveGraphQLWs } from './ws-connection.js';
 import { WebSocketSink } from './ws-sink.js';
 
 export interface GraphQLWsOptions {
@@ -21,6 +21,8 @@ export interface GraphQLWsOptions {
   logger: Logger;
   /** Ping interval; a socket that misses a pong within it is terminated. */
   keepAliveMs: number;
+  /** The client address of an upgrade request (the transport keeps the address, not the request). */
+  clientIp: (request: IncomingMessage) => string | undefined;
   maxPayloadBytes: number;
   /** The server's one masking function (yoga's too). */
   maskError: (error: unknown, message: string, isDev: boolean) => Error;
@@ -44,7 +46,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
   const { yoga, live, logger } = options;
   // Upgrades are routed here rather than binding ws to the HTTP server, which
   // would re-emit the server's own errors (a port in use) as WebSocket errors.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, handleProtocols });
   options.http.on('upgrade', (req, socket, head) => {
     if ((req.url ?? '/').split('?')[0] !== options.path) {
       socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -67,92 +69,101 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
     return { ...result, errors: result.errors.map((error) => maskError(error, 'Unexpected error.', false) as GraphQLError) };
   };
 
-  const server = useServer<Record<string, unknown> | undefined, Record<PropertyKey, never>>(
-    {
-      execute: (args) => (args.rootValue as Enveloped).execute(args),
-      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
-      onConnect: async (ctx) => {
-        const { socket } = ctx.extra;
-        const params = ctx.connectionParams ?? {};
-        const authorization = params.authorization ?? params.Authorization;
-        const state: ConnectionState = {};
-        states.set(ctx, state);
-        try {
-          state.identity = await options.verifyToken(typeof authorization === 'string' ? authorization : undefined);
-          // The identity is all that is needed from here on; do not keep the token for the connection's life.
-          (ctx as { connectionParams?: unknown }).connectionParams = undefined;
-        } catch (error) {
-          socket.close(TOKEN_EXPIRED_CLOSE_CODE, error instanceof TaskError ? error.message.slice(0, 120) : 'Unauthorized');
-          return false;
-        }
-        try {
-          state.release = live.acquireConnection(state.identity.tenantCode);
-        } catch {
-          socket.close(TOO_MANY_CONNECTIONS_CLOSE_CODE, 'Too many connections for this tenant');
-          return false;
-        }
-        state.cancelExpiry = live.timers.at(state.identity.expiresAt * 1000, () => socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired'));
-        return true;
-      },
-      onSubscribe: async (ctx, id, payload) => {
-        const state = states.get(ctx);
-        if (!state?.identity) return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
-        // graphql-ws has already registered this subscription in ctx.subscriptions.
-        const active = Object.keys(ctx.subscriptions).length;
-        if (active > live.limits.maxSubscriptionsPerConnection) {
-          return [
-            new GraphQLError(`At most ${live.limits.maxSubscriptionsPerConnection} subscriptions per connection`, {
-              extensions: { code: 'QUOTA_EXCEEDED', limit: live.limits.maxSubscriptionsPerConnection },
-            }),
-          ];
-        }
-        const socketContext: SocketContext = {
-          identity: state.identity,
-          liveSink: new WebSocketSink(ctx.extra.socket, ctx.extra.request.socket, id, highWaterBytes),
-        };
-        const enveloped = yoga.getEnveloped({ req: ctx.extra.request, socket: ctx.extra.socket, params: payload, ...socketContext });
-        let document: DocumentNode;
-        try {
-          document = enveloped.parse(payload.query);
-        } catch (error) {
-          return [maskError(error, 'Unexpected error.', false) as GraphQLError];
-        }
-        const errors = enveloped.validate(enveloped.schema, document);
-        if (errors.length > 0) return errors.map((error: GraphQLError) => maskError(error, 'Unexpected error.', false) as GraphQLError);
-        const args: ExecutionArgs = {
-          schema: enveloped.schema,
-          operationName: payload.operationName,
-          document,
-          variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory(),
-          // A subscription keeps only what it needs: its args live as long as it does.
-          rootValue:
-            getOperationAST(document, payload.operationName)?.operation === 'subscription'
-              ? { subscribe }
-              : { execute: enveloped.execute, subscribe },
-        };
-        return args;
-      },
-      onClose: (ctx) => {
-        const state = states.get(ctx);
-        state?.cancelExpiry?.();
-        state?.release?.();
-      },
-      onError: (_ctx, _id, _payload, errors) => {
-        logger.debug(
-          'graphql-ws operation errors',
-          errors.map((error) => error.message),
-        );
-      },
+  const protocol = makeServer<Record<string, unknown> | undefined, ConnectionExtra>({
+    // The wait for connection_init is ws-connection.ts's: its timer is dropped once the init arrives.
+    connectionInitWaitTimeout: 0,
+    execute: (args) => (args.rootValue as Enveloped).execute(args),
+    subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
+    onConnect: async (ctx) => {
+      ctx.extra.initialised();
+      const { socket } = ctx.extra;
+      const params = ctx.connectionParams ?? {};
+      const authorization = params.authorization ?? params.Authorization;
+      const state: ConnectionState = {};
+      states.set(ctx, state);
+      try {
+        state.identity = await options.verifyToken(typeof authorization === 'string' ? authorization : undefined);
+        // The identity is all that is needed from here on; do not keep the token for the connection's life.
+        (ctx as { connectionParams?: unknown }).connectionParams = undefined;
+      } catch (error) {
+        socket.close(TOKEN_EXPIRED_CLOSE_CODE, error instanceof TaskError ? error.message.slice(0, 120) : 'Unauthorized');
+        return false;
+      }
+      try {
+        state.release = live.acquireConnection(state.identity.tenantCode);
+      } catch {
+        socket.close(TOO_MANY_CONNECTIONS_CLOSE_CODE, 'Too many connections for this tenant');
+        return false;
+      }
+      state.cancelExpiry = live.timers.at(state.identity.expiresAt * 1000, () => socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired'));
+      return true;
     },
+    onSubscribe: async (ctx, id, payload) => {
+      const state = states.get(ctx);
+      if (!state?.identity) return [new GraphQLError('Not connected', { extensions: { code: 'UNAUTHENTICATED' } })];
+      // graphql-ws has already registered this subscription in ctx.subscriptions.
+      const active = Object.keys(ctx.subscriptions).length;
+      if (active > live.limits.maxSubscriptionsPerConnection) {
+        return [
+          new GraphQLError(`At most ${live.limits.maxSubscriptionsPerConnection} subscriptions per connection`, {
+            extensions: { code: 'QUOTA_EXCEEDED', limit: live.limits.maxSubscriptionsPerConnection },
+          }),
+        ];
+      }
+      const socketContext: SocketContext = {
+        identity: state.identity,
+        ip: ctx.extra.ip,
+        liveSink: new WebSocketSink(ctx.extra.socket, ctx.extra.tcp, id, highWaterBytes),
+      };
+      // Only what the context factory needs: the context lives as long as the subscription.
+      const enveloped = yoga.getEnveloped(socketContext);
+      let document: DocumentNode;
+      try {
+        document = enveloped.parse(payload.query);
+      } catch (error) {
+        return [maskError(error, 'Unexpected error.', false) as GraphQLError];
+      }
+      const errors = enveloped.validate(enveloped.schema, document);
+      if (errors.length > 0) return errors.map((error: GraphQLError) => maskError(error, 'Unexpected error.', false) as GraphQLError);
+      const args: ExecutionArgs = {
+        schema: enveloped.schema,
+        operationName: payload.operationName,
+        document,
+        variableValues: payload.variables,
+        contextValue: await enveloped.contextFactory(),
+        // A subscription keeps only what it needs: its args live as long as it does.
+        rootValue:
+          getOperationAST(document, payload.operationName)?.operation === 'subscription'
+            ? { subscribe }
+            : { execute: enveloped.execute, subscribe },
+      };
+      return args;
+    },
+    onClose: (ctx) => {
+      const state = states.get(ctx);
+      state?.cancelExpiry?.();
+      state?.release?.();
+    },
+    onError: (_ctx, _id, _payload, errors) => {
+      logger.debug(
+        'graphql-ws operation errors',
+        errors.map((error) => error.message),
+      );
+    },
+  });
+  const dispose = serveGraphQLWs({
     wss,
-    options.keepAliveMs,
-  );
+    protocol,
+    logger,
+    clientIp: options.clientIp,
+    keepAliveMs: options.keepAliveMs,
+    connectionInitWaitMs: 3_000,
+  });
 
   return {
     wss,
     /** Closes every socket (1001 going away) and the WebSocket server. */
-    dispose: () => server.dispose(),
+    dispose,
   };
 }
 

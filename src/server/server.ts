@@ -6,7 +6,7 @@ import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import type { GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
 import { createYoga } from 'graphql-yoga';
 import type { TokenVerifier } from '../auth/verify-token.js';
-import type { Context } from '../context.js';
+import { clientIp, type Context } from '../context.js';
 import type { LiveTasks } from '../live/live-tasks.js';
 import { StartupError } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
@@ -44,6 +44,8 @@ export interface ServerOptions {
   limits: ServerLimits;
   /** WebSocket ping interval; dead sockets are reaped after one missed pong. */
   keepAliveMs: number;
+  /** Take the client address from X-Forwarded-For (behind a load balancer). */
+  trustProxy: boolean;
   /** Other endpoints by exact path: health, readiness, metrics, the SNS endpoint. */
   routes: Record<string, RouteHandler>;
   /** false disables GraphiQL; an object pre-fills its headers editor. */
@@ -119,6 +121,7 @@ export function createGraphQLServer(options: ServerOptions) {
     live: options.live,
     logger: options.logger,
     keepAliveMs: options.keepAliveMs,
+    clientIp: (request) => clientIp(request, options.trustProxy),
     maxPayloadBytes: options.limits.maxBodyBytes,
     maskError,
   });
