@@ -18,6 +18,7 @@ import type { LiveSink } from './sink.js';
 import { SubscriptionState, type TaskEventFilter } from './subscription-state.js';
 import type { TaskStatusEvent } from './task-event.js';
 import type { TaskEventBus } from './task-event-bus.js';
+import { UntilEnd } from './until-end.js';
 
 export type { TaskEventFilter } from './subscription-state.js';
 export type { TaskStatusEvent } from './task-event.js';
@@ -145,41 +146,24 @@ export class LiveTasks {
       const operation = sharedOperation(options.selection, shareKey, context, this.deps.maskError);
       const subscription = this.engine.open(tenantCode, state, options.sink, operation);
       void this.engine.start(subscription, initialStates);
-      return this.untilEnd(subscription);
+      return new UntilEnd(this.engine, subscription);
     }
 
     const release = options.ownConnection ? this.acquireConnection(tenantCode) : undefined;
     let subscription!: Subscription;
     const sink = new IteratorSink(() => this.engine.end(subscription));
     subscription = this.engine.open(tenantCode, state, sink);
-    const cancelExpiry =
+    const expiry =
       options.ownConnection &&
       this.clock.at(options.ownConnection.expiresAt * 1000, () =>
         this.engine.end(subscription, new TaskError('UNAUTHENTICATED', 'The token has expired')),
       );
     void subscription.finished.then(() => {
-      cancelExpiry?.();
+      expiry?.cancel();
       release?.();
     });
     void this.engine.start(subscription, initialStates);
     return sink;
-  }
-
-  /** For a transport whose sink gets the events: an iterator that yields nothing and completes with the subscription. */
-  private untilEnd(subscription: Subscription): AsyncIterableIterator<TaskStatusEvent> {
-    const done: IteratorResult<TaskStatusEvent> = { done: true, value: undefined };
-    const end = async () => {
-      this.engine.end(subscription);
-      return done;
-    };
-    return {
-      next: () => subscription.finished.then(() => done),
-      return: end,
-      throw: end,
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
   }
 
   /** Current states read from the table: named tasks, a parent with its sub-tasks, or changes since a position. */

@@ -24,7 +24,8 @@ export type Skip = 'stale' | 'filtered';
  * task terminal).
  */
 export class SubscriptionState {
-  readonly inScope: (task: Task) => boolean;
+  /** The tasks named by the filter, if any. */
+  private readonly ids?: Set<string>;
   private readonly statuses?: Set<TaskStatus>;
   // Allocated on first use: most subscriptions sit idle.
   private deliveredVersions?: Lru<string, number>;
@@ -42,7 +43,7 @@ export class SubscriptionState {
     readonly filter: TaskEventFilter,
     readonly position?: ResumePosition,
   ) {
-    this.inScope = scopeOf(filter);
+    this.ids = filter.ids ? new Set(filter.ids) : undefined;
     this.tracksVersions = Boolean(filter.ids || filter.parentId || position);
     this.statuses = filter.statuses?.length ? new Set(filter.statuses) : undefined;
     for (const [id, version] of position?.delivered ?? []) this.delivered.set(id, version);
@@ -55,6 +56,18 @@ export class SubscriptionState {
 
   private get resume(): ResumeTracker {
     return (this.tracker ??= new ResumeTracker());
+  }
+
+  /** Which tasks the filter is about, statuses aside (a status filter must not hide a task's completion). */
+  inScope(task: Task): boolean {
+    const { filter, ids } = this;
+    if (ids && !ids.has(task.id)) return false;
+    if (filter.parentId && task.id !== filter.parentId && task.parentId !== filter.parentId) return false;
+    // Sub-tasks come only when asked for: by id, by parent, or with includeSubTasks.
+    if (!ids && !filter.parentId && task.parentId && !filter.includeSubTasks) return false;
+    if (filter.kind && task.kind !== filter.kind) return false;
+    if (filter.taskType && task.type !== filter.taskType) return false;
+    return true;
   }
 
   /** Whether a task read from the table belongs in the initial states. */
@@ -90,18 +103,4 @@ export class SubscriptionState {
   get finished(): boolean {
     return this.open !== undefined && this.open.size === 0;
   }
-}
-
-/** Which tasks a filter is about, statuses aside (a status filter must not hide a task's completion). */
-function scopeOf(filter: TaskEventFilter): (task: Task) => boolean {
-  const ids = filter.ids ? new Set(filter.ids) : undefined;
-  return (task) => {
-    if (ids && !ids.has(task.id)) return false;
-    if (filter.parentId && task.id !== filter.parentId && task.parentId !== filter.parentId) return false;
-    // Sub-tasks come only when asked for: by id, by parent, or with includeSubTasks.
-    if (!ids && !filter.parentId && task.parentId && !filter.includeSubTasks) return false;
-    if (filter.kind && task.kind !== filter.kind) return false;
-    if (filter.taskType && task.type !== filter.taskType) return false;
-    return true;
-  };
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { getOperationAST, GraphQLError, subscribe as graphqlSubscribe, type DocumentNode, type ExecutionArgs } from 'graphql';
+import { createSourceEventStream, getOperationAST, GraphQLError, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { handleProtocols, makeServer, type OperationResult } from 'graphql-ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
@@ -9,6 +9,8 @@ import { TaskError } from '../errors.js';
 import { TOKEN_EXPIRED_CLOSE_CODE, TOO_MANY_CONNECTIONS_CLOSE_CODE } from '../live/close-codes.js';
 import type { LiveTasks } from '../live/live-tasks.js';
 import type { Logger } from '../logger.js';
+import type { Cancellable } from '../timers.js';
+import { ExecutedStream } from './executed-stream.js';
 import { type ConnectionExtra, serveGraphQLWs } from './ws-connection.js';
 import { WebSocketSink } from './ws-sink.js';
 
@@ -33,7 +35,7 @@ export interface GraphQLWsOptions {
 interface ConnectionState {
   identity?: Identity;
   release?: () => void;
-  cancelExpiry?: () => void;
+  expiry?: Cancellable;
 }
 
 /**
@@ -58,14 +60,16 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
   const { maskError } = options;
   const highWaterBytes = options.highWaterBytes ?? 1 << 20;
   /**
-   * graphql-js subscribe without envelop's per-subscription wrappers (about
+   * graphql-js subscribe (its mapping of events to results as one
+   * ExecutedStream) without envelop's per-subscription wrappers (about
    * 4 KiB a subscriber): taskStatusChanged over WebSocket is served by the
    * subscription engine, whose shared executions mask with the same function;
    * errors of setting a subscription up (FORBIDDEN, BAD_USER_INPUT) are masked here.
    */
   const subscribe = async (args: ExecutionArgs): Promise<OperationResult> => {
-    const result = await graphqlSubscribe(args);
-    if (!('errors' in result) || !result.errors) return result;
+    const result = await createSourceEventStream(args);
+    if (Symbol.asyncIterator in result) return new ExecutedStream(result[Symbol.asyncIterator](), args);
+    if (!result.errors) return result;
     return { ...result, errors: result.errors.map((error) => maskError(error, 'Unexpected error.', false) as GraphQLError) };
   };
 
@@ -95,7 +99,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
         socket.close(TOO_MANY_CONNECTIONS_CLOSE_CODE, 'Too many connections for this tenant');
         return false;
       }
-      state.cancelExpiry = live.timers.at(state.identity.expiresAt * 1000, () => socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired'));
+      state.expiry = live.timers.at(state.identity.expiresAt * 1000, () => socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired'));
       return true;
     },
     onSubscribe: async (ctx, id, payload) => {
@@ -141,7 +145,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
     },
     onClose: (ctx) => {
       const state = states.get(ctx);
-      state?.cancelExpiry?.();
+      state?.expiry?.cancel();
       state?.release?.();
     },
     onError: (_ctx, _id, _payload, errors) => {

@@ -2,7 +2,7 @@ import type { LiveSink } from '../../src/live/sink.js';
 import type { TaskEvent, TaskStatusEvent } from '../../src/live/task-event.js';
 import type { TaskStatus } from '../../src/tasks/status.js';
 import type { Task } from '../../src/tasks/task.js';
-import type { Clock } from '../../src/timers.js';
+import type { Cancellable, Clock } from '../../src/timers.js';
 
 /** A sink that records what it gets; `backedUp` is set by the test, `drain()` plays the transport catching up. */
 export class FakeSink implements LiveSink {
@@ -51,10 +51,10 @@ export class FakeClock implements Clock {
   now = 0;
   private readonly timers = new Set<{ at: number; fire: () => void }>();
 
-  at(at: number, fire: () => void): () => void {
+  at(at: number, fire: () => void): Cancellable {
     const timer = { at, fire };
     this.timers.add(timer);
-    return () => this.timers.delete(timer);
+    return { cancel: () => this.timers.delete(timer) };
   }
 
   get pending(): number {
