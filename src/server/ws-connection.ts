@@ -40,6 +40,7 @@ export class WsConnection implements ProtocolSocket, ConnectionExtra {
   /** graphql-ws's end of the connection. */
   closed?: (code: number, reason: string) => Promise<void>;
   private initTimer?: NodeJS.Timeout;
+  /** A ping went out and its pong has not come back yet. */
   awaitingPong = false;
 
   constructor(
