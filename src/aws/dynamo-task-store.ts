@@ -159,9 +159,11 @@ export function staleIndexKeys(item: Item): { set: Record<string, string | numbe
 const HEAD_PROJECTION = (() => {
   const topLevel = [...HEAD_FIELDS, ...BOOKKEEPING_KEYS];
   const nested = [...HEAD_ATTRIBUTES, ...BOOKKEEPING_KEYS];
-  const names: Record<string, string> = { '#attributes': 'attributes' };
-  topLevel.forEach((name, i) => (names[`#h${i}`] = name));
-  nested.forEach((name, i) => (names[`#n${i}`] = name));
+  const names: Record<string, string> = {
+    '#attributes': 'attributes',
+    ...Object.fromEntries(topLevel.map((name, i) => [`#h${i}`, name])),
+    ...Object.fromEntries(nested.map((name, i) => [`#n${i}`, name])),
+  };
   const paths = [...topLevel.map((_, i) => `#h${i}`), ...nested.map((_, i) => `#attributes.#n${i}`)];
   return { expression: paths.join(', '), names };
 })();

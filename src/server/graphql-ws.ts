@@ -32,6 +32,9 @@ export interface GraphQLWsOptions {
   highWaterBytes?: number;
 }
 
+/** How long a socket may stay open without connection_init (graphql-ws's default). */
+const CONNECTION_INIT_WAIT_MS = 3_000;
+
 interface ConnectionState {
   identity?: Identity;
   release?: () => void;
@@ -161,7 +164,7 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
     logger,
     clientIp: options.clientIp,
     keepAliveMs: options.keepAliveMs,
-    connectionInitWaitMs: 3_000,
+    connectionInitWaitMs: CONNECTION_INIT_WAIT_MS,
   });
 
   return {

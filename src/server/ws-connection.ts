@@ -4,6 +4,9 @@ import { CloseCode, type Server, type WebSocket as ProtocolSocket } from 'graphq
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../logger.js';
 
+/** An internal error closes the socket with a fixed reason: the details are logged, never sent. */
+const INTERNAL_ERROR_REASON = 'Internal server error';
+
 /** What a connection keeps of its upgrade request: not the request itself (headers and all), which would live as long as the socket. */
 export interface ConnectionExtra {
   socket: WebSocket;
@@ -97,7 +100,7 @@ export class WsConnection implements ProtocolSocket, ConnectionExtra {
   /** @internal */
   fail(what: string, error: unknown): void {
     this.logger.error(what, error);
-    this.close(CloseCode.InternalServerError, closeReason(error));
+    this.close(CloseCode.InternalServerError, INTERNAL_ERROR_REASON);
   }
 }
 
@@ -107,7 +110,7 @@ export function serveGraphQLWs(options: ServeOptions): () => Promise<void> {
   const connections = new Set<WsConnection>();
   wss.once('error', (error) => {
     logger.error('Internal error emitted on the WebSocket server', error);
-    for (const connection of connections) connection.close(CloseCode.InternalServerError, closeReason(error));
+    for (const connection of connections) connection.close(CloseCode.InternalServerError, INTERNAL_ERROR_REASON);
   });
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     const connection = new WsConnection(socket, request.socket, options.clientIp(request), logger);
@@ -144,11 +147,4 @@ export function serveGraphQLWs(options: ServeOptions): () => Promise<void> {
     wss.removeAllListeners();
     await new Promise<void>((resolve, reject) => wss.close((error) => (error ? reject(error) : resolve())));
   };
-}
-
-/** A close frame's reason is at most 123 bytes; production says no more than that something failed. */
-function closeReason(error: unknown): string {
-  if (process.env.NODE_ENV === 'production') return 'Internal server error';
-  const message = error instanceof Error ? error.message : String(error);
-  return message.length < 124 ? message : 'Internal server error';
 }
