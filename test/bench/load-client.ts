@@ -9,15 +9,15 @@ import { Agent, request as httpRequest } from 'node:http';
 import { BatchWriteItemCommand, DynamoDBClient, PutItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import WebSocket from 'ws';
-import { monotonicFactory } from 'ulid';
 import { toItem } from '../../src/aws/dynamo-task-store.js';
-import { taskId, taskPk, taskSk } from '../../src/tasks/keys.js';
+import { taskId, taskPk } from '../../src/tasks/keys.js';
 import { subTasksOf } from '../../src/tasks/sub-tasks.js';
 import type { Task } from '../../src/tasks/task.js';
 import type { TaskStatus } from '../../src/tasks/status.js';
 import { notificationFields, signFields } from '../helpers/sns.js';
 import { serveIpc, signalReady } from './lib/ipc.js';
 import { summarize } from './lib/stats.js';
+import { taskFor } from './lib/task-items.js';
 
 // ---------------------------------------------------------------------------
 // HTTP with keep-alive
@@ -363,37 +363,7 @@ function dynamoClient(endpoint: string, table: string) {
 }
 
 const MARSHALL = { removeUndefinedValues: true, convertEmptyValues: false } as const;
-const nextCode = monotonicFactory();
 const STATUSES: TaskStatus[] = ['CREATED', 'QUEUED', 'PROCESSING', 'COMPLETED', 'FAILED'];
-
-/** A top-level task as createTask would write it (the service's own item shape via toItem). */
-function taskFor(tenantCode: string, taskType: string, input: unknown, status: TaskStatus = 'CREATED', at = new Date()): Task {
-  const pk = taskPk('TASK', tenantCode);
-  const code = nextCode(at.getTime());
-  const sk = taskSk(taskType, code);
-  const now = at.toISOString();
-  return {
-    id: taskId(pk, sk),
-    pk,
-    sk,
-    code,
-    kind: 'TASK',
-    type: taskType,
-    name: taskType,
-    tenantCode,
-    status,
-    input,
-    attributes: {},
-    version: 1,
-    requestId: `bench-${code}`,
-    createdAt: now,
-    updatedAt: now,
-    createdBy: `user-of-${tenantCode}`,
-    updatedBy: `user-of-${tenantCode}`,
-    createdIp: '127.0.0.1',
-    updatedIp: '127.0.0.1',
-  };
-}
 
 /** The UpdateItem the store sends for a status change (same SET list and version condition). */
 function updateInput(table: string, task: Task, status: TaskStatus, attributes: Record<string, unknown>) {

@@ -15,17 +15,17 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { monotonicFactory } from 'ulid';
 import { startApp } from '../../src/app.js';
 import { mintToken } from '../../src/auth/mint-token.js';
 import { createDynamoClients } from '../../src/aws/dynamo-client.js';
 import { createTaskTable } from '../../src/aws/task-table.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { requireTaskId, taskId, taskPk, taskSk } from '../../src/tasks/keys.js';
+import { requireTaskId } from '../../src/tasks/keys.js';
 import type { StatusChange } from '../../src/tasks/status-change.js';
 import type { Actor, Task } from '../../src/tasks/task.js';
 import { startChild } from './lib/ipc.js';
+import { taskFor } from './lib/task-items.js';
 import { cpuProfiler } from './lib/probe.js';
 
 const COUNT = Number(process.env.BENCH_WRITE_OPS ?? 3000);
@@ -71,33 +71,6 @@ const app = await startApp(
 const tenant = 'write-path';
 const actor: Actor = { userId: 'bench', tenantCode: tenant, isAdmin: false };
 const token = await mintToken({ secret: SECRET, tenantCode: tenant, userId: 'bench', expiresIn: '1h' });
-const newCode = monotonicFactory();
-
-/** A task as createTask would build it, for the store layer. */
-function newTask(n: number): Task {
-  const code = newCode();
-  const pk = taskPk('TASK', tenant);
-  const sk = taskSk('BENCH', code);
-  const now = new Date().toISOString();
-  return {
-    id: taskId(pk, sk),
-    pk,
-    sk,
-    code,
-    kind: 'TASK',
-    type: 'BENCH',
-    name: 'BENCH',
-    tenantCode: tenant,
-    status: 'CREATED',
-    input: { n },
-    attributes: {},
-    version: 1,
-    createdAt: now,
-    updatedAt: now,
-    createdBy: 'bench',
-    updatedBy: 'bench',
-  };
-}
 
 /** Runs `count` operations with `concurrency` in flight in this process. */
 async function inProcess(count: number, op: (i: number) => Promise<unknown>): Promise<void> {
@@ -145,7 +118,7 @@ const progress: StatusChange = {
 };
 
 async function createLayers(set: string, count: number) {
-  const tasks = Array.from({ length: count }, (_, i) => newTask(i));
+  const tasks = Array.from({ length: count }, (_, i) => taskFor(tenant, 'BENCH', { n: i }));
   storeTasks.set(set, tasks);
   const created: Task[] = [];
   domainTasks.set(set, created);
