@@ -1,9 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test, vi } from 'vitest';
 import { startApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { createDynamoClients } from '../src/aws/dynamo-client.js';
+import { createTaskTable } from '../src/aws/task-table.js';
 import { startDynalite } from '../src/embedded/dynalite.js';
 import { createLogger } from '../src/logger.js';
 import { CREATE_TASK, GET_TASK, LIST_TASKS, TEST_SECRET } from './helpers/app.js';
@@ -74,6 +77,57 @@ describe('the embedded default', () => {
       expect(await page.text()).not.toContain('GraphiQL');
     } finally {
       await app.stop();
+    }
+  });
+});
+
+describe('the embedded DynamoDB', () => {
+  /** A PutItem on a raw socket: dynalite checks the form of a signature, not the signature. */
+  const putItem = (host: string, i: number) => {
+    const body = JSON.stringify({
+      TableName: 'tasks',
+      Item: { pk: { S: 'TASK#closing' }, sk: { S: `WRITE#${i}` }, status: { S: 'CREATED' } },
+    });
+    return [
+      'POST / HTTP/1.1',
+      `Host: ${host}`,
+      'Content-Type: application/x-amz-json-1.0',
+      'X-Amz-Target: DynamoDB_20120810.PutItem',
+      'X-Amz-Date: 20260101T000000Z',
+      'Authorization: AWS4-HMAC-SHA256 Credential=l/20260101/local/dynamodb/aws4_request, SignedHeaders=host, Signature=0',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      '',
+      body,
+    ].join('\r\n');
+  };
+
+  test('closing while writes are under way: each is answered or refused, never an uncaught "Database is closed"', async () => {
+    const uncaught: unknown[] = [];
+    const record = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', record);
+    try {
+      for (let round = 0; round < 10; round++) {
+        const dir = await mkdtemp(join(tmpdir(), 'dynalite-close-'));
+        const embedded = await startDynalite(dir);
+        const { client } = createDynamoClients({ endpoint: embedded.endpoint, local: true });
+        await createTaskTable(client, 'tasks');
+        client.destroy();
+        // Clients that go away mid-request, as an app's do when it stops, then the database closes.
+        const { host, port } = new URL(embedded.endpoint);
+        const sockets = Array.from({ length: 30 }, (_, i) => {
+          const socket = connect(Number(port), '127.0.0.1').on('error', () => {});
+          socket.write(putItem(host, i));
+          return socket;
+        });
+        await new Promise((resolve) => setTimeout(resolve, round));
+        for (const socket of sockets) socket.destroy();
+        await embedded.close();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await rm(dir, { recursive: true, force: true });
+      }
+      expect(uncaught.map(String)).toEqual([]);
+    } finally {
+      process.off('uncaughtException', record);
     }
   });
 });

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import dynalite from 'dynalite';
 import { claimDataDir } from './data-dir.js';
@@ -22,11 +23,71 @@ export async function startDynalite(dataDir?: string): Promise<EmbeddedDynamo> {
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  const gate = gateRequests(server);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     close: async () => {
+      await gate.drain(CLOSE_WAIT_MS);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await release?.();
+    },
+  };
+}
+
+/** How long closing waits for the requests dynalite is serving. */
+const CLOSE_WAIT_MS = 5_000;
+
+/**
+ * dynalite closes its database once its HTTP connections are gone, but an
+ * action outlives its connection (a client destroyed at shutdown, a request
+ * still in a socket buffer): its next step then finds the database closed,
+ * and dynalite throws that error out of its request handler, an uncaught
+ * exception. So requests go through this gate: once closing, new ones are
+ * answered 503 without reaching the database, and closing waits for those
+ * under way to answer (`res.end`, which dynalite calls however the client
+ * went; a request cut off before its body arrived never starts an action).
+ */
+function gateRequests(server: Server) {
+  const handlers = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  let closing = false;
+  let active = 0;
+  let onIdle: (() => void) | undefined;
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (closing) {
+      res.writeHead(503, { connection: 'close' }).end();
+      return;
+    }
+    active++;
+    let answered = false;
+    const answer = () => {
+      if (answered) return;
+      answered = true;
+      if (--active === 0) onIdle?.();
+    };
+    const end = res.end;
+    res.end = function (this: ServerResponse, ...args: Parameters<ServerResponse['end']>) {
+      res.end = end;
+      answer();
+      return end.apply(this, args);
+    } as ServerResponse['end'];
+    req.once('close', () => {
+      if (!req.complete) answer();
+    });
+    for (const handler of handlers) handler(req, res);
+  });
+  return {
+    /** Refuses new requests and waits (at most `timeoutMs`) for those under way. */
+    drain(timeoutMs: number): Promise<void> {
+      closing = true;
+      if (active === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        onIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     },
   };
 }
