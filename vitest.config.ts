@@ -16,7 +16,7 @@ export default defineConfig({
     // Most files wait on servers and timers, so one worker per core keeps both busy.
     maxWorkers: availableParallelism(),
     // Files share a worker's module cache: importing the SDK, yoga and the schema once per worker
-    // instead of once per file halved the suite's CPU time. Files keep no global state (mocks are
+    // instead of once per file cut the suite's CPU time by a third. Files keep no global state (mocks are
     // per client instance, stubbed env is restored), so sharing changes no result.
     isolate: false,
     // The SDK's notice that its 2027 releases need Node 22 says nothing about our tests.
