@@ -1,4 +1,5 @@
-import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import type { DocumentSender } from '../src/aws/dynamo-client.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { backfillIndexKeys } from '../src/aws/backfill.js';
 import { createDynamoClients, type DynamoClients } from '../src/aws/dynamo-client.js';
@@ -100,7 +101,7 @@ async function subTaskPages(token: string, parentId: string, first = 5, on = app
   return pages;
 }
 
-const rawItem = async (key: Item, db: DynamoDBDocumentClient = dynamo.doc, table = app.store.tableName) =>
+const rawItem = async (key: Item, db: DocumentSender = dynamo.doc, table = app.store.tableName) =>
   (await db.send(new GetCommand({ TableName: table, Key: { pk: key.pk, sk: key.sk }, ConsistentRead: true }))).Item as Item;
 
 const backfill = async () => {

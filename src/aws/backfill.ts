@@ -1,4 +1,5 @@
-import { GetCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { DocumentSender } from './dynamo-client.js';
 import { kindOfPk, parseTaskId, taskId } from '../tasks/keys.js';
 import {
   CHECKPOINT_FORMAT,
@@ -33,7 +34,7 @@ export interface BackfillProgress {
 }
 
 export interface BackfillOptions {
-  db: DynamoDBDocumentClient;
+  db: DocumentSender;
   tableName: string;
   /** Parallel scan segments (TotalSegments), each scanned by its own loop. @default 4 */
   segments?: number;

@@ -1,13 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import {
-  BatchWriteCommand,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  ScanCommand,
-  UpdateCommand,
-  type DynamoDBDocumentClient,
-} from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { DocumentSender } from './dynamo-client.js';
 import { conflict, payloadTooLarge } from '../errors.js';
 import { SEPARATOR, kindOfPk, parseTaskId, taskId, type ParsedTaskId, type TaskKey } from '../tasks/keys.js';
 import {
@@ -173,7 +166,7 @@ const isConditionFailure = (error: unknown) =>
 
 export class DynamoTaskStore implements TaskStore {
   constructor(
-    private readonly db: DynamoDBDocumentClient,
+    private readonly db: DocumentSender,
     readonly tableName: string,
   ) {}
 

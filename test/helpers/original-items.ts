@@ -1,4 +1,5 @@
-import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { DocumentSender } from '../../src/aws/dynamo-client.js';
 import { monotonicFactory } from 'ulid';
 
 /**
@@ -33,7 +34,7 @@ export class OriginalWriter {
   private readonly newCode = monotonicFactory();
 
   constructor(
-    private readonly db: DynamoDBDocumentClient,
+    private readonly db: DocumentSender,
     private readonly tableName: string,
     /** The writing process's UTC offset, in minutes. */
     private readonly offsetMinutes = 0,
