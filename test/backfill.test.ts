@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import type { DocumentClient } from '../src/aws/dynamo-client.js';
+import type { DocumentSender } from '../src/aws/dynamo-client.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { backfillIndexKeys, type BackfillOptions } from '../src/aws/backfill.js';
 import { CheckpointMismatchError, fileCheckpoint, memoryCheckpoint, type BackfillCheckpoint } from '../src/aws/backfill-checkpoint.js';
@@ -21,7 +21,7 @@ type Item = Record<string, any>;
 
 let app: TestApp;
 let dynamo: DynamoClients;
-let doc: DocumentClient;
+let doc: DocumentSender;
 beforeAll(async () => {
   app = await startTestApp();
   // The service's own client settings, on the app's endpoint (dynalite, or DynamoDB Local in that run).

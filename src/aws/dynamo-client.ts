@@ -25,7 +25,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { marshall, unmarshall, type marshallOptions, type unmarshallOptions } from '@aws-sdk/util-dynamodb';
 
-/** Sends lib-dynamodb's commands: DocumentClient here, or lib-dynamodb's own DynamoDBDocumentClient in tests. */
+/** Sends lib-dynamodb's commands: createDocumentClient's, or lib-dynamodb's own DynamoDBDocumentClient in tests. */
 export interface DocumentSender {
   send(command: GetCommand): Promise<GetCommandOutput>;
   send(command: PutCommand): Promise<PutCommandOutput>;
@@ -37,7 +37,7 @@ export interface DocumentSender {
 
 export interface DynamoClients {
   client: DynamoDBClient;
-  doc: DocumentClient;
+  doc: DocumentSender;
 }
 
 const MARSHALL: marshallOptions = {
@@ -65,64 +65,53 @@ const fromAttributes = (item: Attributes | undefined): Item | undefined => (item
  * 450-480 µs). The commands the store and the backfill send: Get, Put,
  * Update, Query, Scan, BatchWrite.
  */
-export class DocumentClient implements DocumentSender {
-  constructor(readonly client: DynamoDBClient) {}
+export function createDocumentClient(client: DynamoDBClient): DocumentSender {
+  return { send: ((command: object) => sendDocumentCommand(client, command)) as DocumentSender['send'] };
+}
 
-  send(command: GetCommand): Promise<GetCommandOutput>;
-  send(command: PutCommand): Promise<PutCommandOutput>;
-  send(command: UpdateCommand): Promise<UpdateCommandOutput>;
-  send(command: QueryCommand): Promise<QueryCommandOutput>;
-  send(command: ScanCommand): Promise<ScanCommandOutput>;
-  send(command: BatchWriteCommand): Promise<BatchWriteCommandOutput>;
-  // biome-ignore lint/suspicious/noExplicitAny: the overloads above give each command its output type.
-  send(command: object): Promise<any> {
-    return this.sendAny(command);
+async function sendDocumentCommand(client: DynamoDBClient, command: object): Promise<object> {
+  if (command instanceof GetCommand) {
+    const { Key, ...input } = command.input;
+    const output = await client.send(new GetItemCommand({ ...input, Key: toAttributes(Key) }));
+    return { ...output, Item: fromAttributes(output.Item) };
   }
-
-  private async sendAny(command: object): Promise<object> {
-    if (command instanceof GetCommand) {
-      const { Key, ...input } = command.input;
-      const output = await this.client.send(new GetItemCommand({ ...input, Key: toAttributes(Key) }));
-      return { ...output, Item: fromAttributes(output.Item) };
-    }
-    if (command instanceof PutCommand) {
-      const { Item, ExpressionAttributeValues, ...input } = command.input;
-      const output = await this.client.send(
-        new PutItemCommand({ ...input, Item: toAttributes(Item), ExpressionAttributeValues: toAttributes(ExpressionAttributeValues) }),
-      );
-      return { ...output, Attributes: fromAttributes(output.Attributes) };
-    }
-    if (command instanceof UpdateCommand) {
-      const { Key, ExpressionAttributeValues, ...input } = command.input;
-      const output = await this.client.send(
-        new UpdateItemCommand({ ...input, Key: toAttributes(Key), ExpressionAttributeValues: toAttributes(ExpressionAttributeValues) }),
-      );
-      return { ...output, Attributes: fromAttributes(output.Attributes) };
-    }
-    if (command instanceof QueryCommand || command instanceof ScanCommand) {
-      const { ExpressionAttributeValues, ExclusiveStartKey, ...input } = command.input;
-      const values = {
-        ExpressionAttributeValues: toAttributes(ExpressionAttributeValues),
-        ExclusiveStartKey: toAttributes(ExclusiveStartKey),
-      };
-      const output = await this.client.send(
-        command instanceof QueryCommand
-          ? new QueryItemsCommand({ ...(input as QueryCommand['input']), ...values })
-          : new ScanItemsCommand({ ...(input as ScanCommand['input']), ...values }),
-      );
-      return {
-        ...output,
-        Items: output.Items?.map((item) => fromAttributes(item)),
-        LastEvaluatedKey: fromAttributes(output.LastEvaluatedKey),
-      };
-    }
-    if (command instanceof BatchWriteCommand) {
-      const { RequestItems, ...input } = command.input;
-      const output = await this.client.send(new BatchWriteItemCommand({ ...input, RequestItems: mapRequests(RequestItems, toAttributes) }));
-      return { ...output, UnprocessedItems: mapRequests(output.UnprocessedItems as never, fromAttributes) };
-    }
-    throw new Error(`DocumentClient does not send ${command.constructor.name}`);
+  if (command instanceof PutCommand) {
+    const { Item, ExpressionAttributeValues, ...input } = command.input;
+    const output = await client.send(
+      new PutItemCommand({ ...input, Item: toAttributes(Item), ExpressionAttributeValues: toAttributes(ExpressionAttributeValues) }),
+    );
+    return { ...output, Attributes: fromAttributes(output.Attributes) };
   }
+  if (command instanceof UpdateCommand) {
+    const { Key, ExpressionAttributeValues, ...input } = command.input;
+    const output = await client.send(
+      new UpdateItemCommand({ ...input, Key: toAttributes(Key), ExpressionAttributeValues: toAttributes(ExpressionAttributeValues) }),
+    );
+    return { ...output, Attributes: fromAttributes(output.Attributes) };
+  }
+  if (command instanceof QueryCommand || command instanceof ScanCommand) {
+    const { ExpressionAttributeValues, ExclusiveStartKey, ...input } = command.input;
+    const values = {
+      ExpressionAttributeValues: toAttributes(ExpressionAttributeValues),
+      ExclusiveStartKey: toAttributes(ExclusiveStartKey),
+    };
+    const output = await client.send(
+      command instanceof QueryCommand
+        ? new QueryItemsCommand({ ...(input as QueryCommand['input']), ...values })
+        : new ScanItemsCommand({ ...(input as ScanCommand['input']), ...values }),
+    );
+    return {
+      ...output,
+      Items: output.Items?.map((item) => fromAttributes(item)),
+      LastEvaluatedKey: fromAttributes(output.LastEvaluatedKey),
+    };
+  }
+  if (command instanceof BatchWriteCommand) {
+    const { RequestItems, ...input } = command.input;
+    const output = await client.send(new BatchWriteItemCommand({ ...input, RequestItems: mapRequests(RequestItems, toAttributes) }));
+    return { ...output, UnprocessedItems: mapRequests(output.UnprocessedItems as never, fromAttributes) };
+  }
+  throw new Error(`createDocumentClient does not send ${command.constructor.name}`);
 }
 
 /** BatchWrite's request lists with every item and key converted. */
@@ -154,5 +143,5 @@ export function createDynamoClients(options: { endpoint?: string; region?: strin
     maxAttempts: 5,
     cacheMiddleware: true,
   });
-  return { client, doc: new DocumentClient(client) };
+  return { client, doc: createDocumentClient(client) };
 }
