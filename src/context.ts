@@ -67,7 +67,8 @@ export function createContextFactory(deps: ContextDependencies) {
         tenantCode: identity.tenantCode,
         isAdmin: identity.isAdmin,
         scope: identity.scope,
-        ip: initial.identity ? initial.ip : clientIp(req, deps.trustProxy),
+        // A WebSocket subscription brings the address its transport read from the upgrade request.
+        ip: initial.ip ?? clientIp(req, deps.trustProxy),
         requestId: request?.headers.get('x-request-id') ?? undefined,
       },
       expiresAt: identity.expiresAt,
