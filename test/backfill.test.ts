@@ -501,40 +501,35 @@ describe('throttling', () => {
   test('ProvisionedThroughputExceeded on scans and writes is retried with backoff, not fatal', async () => {
     const table = await newTable();
     await originalTasks(new OriginalWriter(doc, table), 6, 'slow');
-    // A client without the SDK's own retries, throttled twice on Scan and twice on UpdateItem.
-    const throttledClients = createDynamoClients({ endpoint: app.dynamoEndpoint, local: true });
-    const failures: Record<string, number> = { ScanCommand: 2, UpdateItemCommand: 2 };
-    throttledClients.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if ((failures[context.commandName!] ?? 0) > 0) {
-          failures[context.commandName!]!--;
+    // Throttled twice on Scan and twice on Update, before the client's own retries could see it.
+    const failures: Record<string, number> = { ScanCommand: 2, UpdateCommand: 2 };
+    const throttled: DocumentSender = {
+      send: (async (command: object) => {
+        const name = command.constructor.name;
+        if ((failures[name] ?? 0) > 0) {
+          failures[name]!--;
           throw new ProvisionedThroughputExceededException({ message: 'Rate of requests exceeds the allowed throughput', $metadata: {} });
         }
-        return next(args);
-      },
-      { step: 'initialize', name: 'throttleForTest' },
-    );
+        return dynamo.doc.send(command as never);
+      }) as DocumentSender['send'],
+    };
     const clock = virtualClock();
-    try {
-      const result = await backfillIndexKeys({
-        db: throttledClients.doc,
-        tableName: table,
-        segments: 1,
-        writesPerSecond: Infinity,
-        clock,
-        throttleBackoff: { baseMs: 100, maxMs: 1000 },
-      });
-      expect(result.counts).toMatchObject({ scanned: 6, repaired: 6, throttled: 4 });
-      expect(failures).toEqual({ ScanCommand: 0, UpdateItemCommand: 0 });
-      // Exponential, jittered between half and all of base · 2^attempt.
-      expect(clock.sleeps).toHaveLength(4);
-      expect(clock.sleeps[0]).toBeGreaterThanOrEqual(50);
-      expect(clock.sleeps[0]).toBeLessThanOrEqual(100);
-      expect(clock.sleeps[1]).toBeGreaterThanOrEqual(100);
-      expect(clock.sleeps[1]).toBeLessThanOrEqual(200);
-    } finally {
-      throttledClients.client.destroy();
-    }
+    const result = await backfillIndexKeys({
+      db: throttled,
+      tableName: table,
+      segments: 1,
+      writesPerSecond: Infinity,
+      clock,
+      throttleBackoff: { baseMs: 100, maxMs: 1000 },
+    });
+    expect(result.counts).toMatchObject({ scanned: 6, repaired: 6, throttled: 4 });
+    expect(failures).toEqual({ ScanCommand: 0, UpdateCommand: 0 });
+    // Exponential, jittered between half and all of base · 2^attempt.
+    expect(clock.sleeps).toHaveLength(4);
+    expect(clock.sleeps[0]).toBeGreaterThanOrEqual(50);
+    expect(clock.sleeps[0]).toBeLessThanOrEqual(100);
+    expect(clock.sleeps[1]).toBeGreaterThanOrEqual(100);
+    expect(clock.sleeps[1]).toBeLessThanOrEqual(200);
   });
 
   test('other errors fail the run, after saving the checkpoint', async () => {

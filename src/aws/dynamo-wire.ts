@@ -1,0 +1,209 @@
+import { type Agent as HttpAgent, type IncomingMessage, request as httpRequest } from 'node:http';
+import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import * as dynamodb from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { isClockSkewError, isServerError, isThrottlingError, isTransientError, StandardRetryStrategy } from '@smithy/core/retry';
+import type { RetryStrategyV2, SdkError } from '@smithy/types';
+import { SigV4Signer } from './sigv4.js';
+
+export interface WireMetadata {
+  httpStatusCode?: number;
+  requestId?: string;
+  attempts?: number;
+  totalRetryDelay?: number;
+  clockSkewCorrected?: true;
+}
+
+interface Endpoint {
+  request: typeof httpRequest;
+  agent: HttpAgent | HttpsAgent;
+  hostname: string;
+  port?: string;
+  /** The Host header, which the signature covers. */
+  host: string;
+  path: string;
+  signer: SigV4Signer;
+}
+
+type ServiceError = SdkError & { $metadata: WireMetadata };
+type ErrorClass = new (options: { message: string; $metadata: WireMetadata } & Record<string, unknown>) => ServiceError;
+
+/** Beyond this a server's Date says our clock is off (the SDK's threshold too). */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * DynamoDB's JSON protocol over node:http(s), for the store's calls: one
+ * signed POST per attempt, without the SDK's per-request middleware, schema
+ * serializers and handler contexts (most of a PutItem's client CPU: 0.86 ms
+ * through the SDK, here about a third of it).
+ *
+ * What the SDK client does for a request is kept, from that client's own
+ * resolved configuration: its credential provider (with refresh), region and
+ * endpoint, its retry strategy (standard or adaptive, maxAttempts) with the
+ * SDK's error classification, clock-skew correction, and its socket pool
+ * (`agents`, given to the client's request handler too, so destroying the
+ * client closes them). Errors are the SDK's exception classes with the same
+ * fields, so `instanceof ConditionalCheckFailedException` holds.
+ */
+export class DynamoWire {
+  private endpoint?: Promise<Endpoint>;
+  private retries?: Promise<RetryStrategyV2>;
+  private clockOffsetMs = 0;
+
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly agents: { http: HttpAgent; https: HttpsAgent },
+  ) {}
+
+  async call<Output extends object>(operation: string, input: object): Promise<Output & { $metadata: WireMetadata }> {
+    this.endpoint ??= this.resolveEndpoint();
+    const endpoint = await this.endpoint;
+    const body = JSON.stringify(input);
+    this.retries ??= this.resolveRetryStrategy();
+    const strategy = await this.retries;
+    let token = await strategy.acquireInitialRetryToken('');
+    let attempts = 0;
+    let totalRetryDelay = 0;
+    for (;;) {
+      try {
+        const output = await this.attempt<Output>(endpoint, operation, body);
+        strategy.recordSuccess(token);
+        Object.assign(output.$metadata, { attempts: attempts + 1, totalRetryDelay });
+        return output;
+      } catch (caught) {
+        const error = caught as ServiceError;
+        error.$metadata ??= {};
+        try {
+          token = await strategy.refreshRetryTokenForRetry(token, { errorType: errorType(error), error } as never);
+        } catch {
+          Object.assign(error.$metadata, { attempts: attempts + 1, totalRetryDelay });
+          throw error;
+        }
+        attempts = token.getRetryCount();
+        // The standard strategy now waits inside refreshRetryTokenForRetry and logs that wait; older ones leave it to us.
+        const delay = token.getRetryDelay();
+        totalRetryDelay += ((token as { $retryLog?: { acquisitionDelay?: number } }).$retryLog?.acquisitionDelay ?? 0) + delay;
+        if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  private async attempt<Output extends object>(
+    endpoint: Endpoint,
+    operation: string,
+    body: string,
+  ): Promise<Output & { $metadata: WireMetadata }> {
+    const credentials = await this.client.config.credentials();
+    const headers = endpoint.signer.sign(
+      credentials,
+      endpoint.path,
+      {
+        host: endpoint.host,
+        'content-type': 'application/x-amz-json-1.0',
+        'x-amz-target': `DynamoDB_20120810.${operation}`,
+      },
+      body,
+      new Date(Date.now() + this.clockOffsetMs),
+    );
+    headers['content-length'] = String(Buffer.byteLength(body));
+    const response = await new Promise<{ status: number; headers: IncomingMessage['headers']; text: string }>((resolve, reject) => {
+      const request = endpoint.request(
+        { method: 'POST', hostname: endpoint.hostname, port: endpoint.port, path: endpoint.path, headers, agent: endpoint.agent },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', reject);
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+        },
+      );
+      request.on('error', reject);
+      request.end(body);
+    });
+    const $metadata: WireMetadata = {
+      httpStatusCode: response.status,
+      requestId: header(response.headers['x-amzn-requestid']),
+    };
+    const parsed = parseBody(response.text);
+    if (response.status >= 200 && response.status < 300 && parsed) return { ...(parsed as Output), $metadata };
+    const error = serviceError(response.status, parsed, $metadata);
+    this.correctClockSkew(error, header(response.headers.date));
+    throw error;
+  }
+
+  /** As the SDK does: a clock-skew refusal with a server Date far from ours moves our clock, and is then retried. */
+  private correctClockSkew(error: ServiceError, serverDate: string | undefined) {
+    const serverTime = serverDate ? Date.parse(serverDate) : Number.NaN;
+    if (!isClockSkewError(error) || Number.isNaN(serverTime)) return;
+    if (Math.abs(serverTime - (Date.now() + this.clockOffsetMs)) < CLOCK_SKEW_MS) return;
+    this.clockOffsetMs = serverTime - Date.now();
+    error.$metadata.clockSkewCorrected = true;
+  }
+
+  /** The client's strategy; a legacy (v1) one configured by hand is replaced by the standard one with its attempts. */
+  private async resolveRetryStrategy(): Promise<RetryStrategyV2> {
+    const strategy = await this.client.config.retryStrategy();
+    if ('acquireInitialRetryToken' in strategy) return strategy;
+    return new StandardRetryStrategy(this.client.config.maxAttempts);
+  }
+
+  private async resolveEndpoint(): Promise<Endpoint> {
+    const config = this.client.config;
+    const region = await config.region();
+    const url = config.endpoint
+      ? await config.endpoint()
+      : config.endpointProvider({
+          Region: region,
+          UseFIPS: await config.useFipsEndpoint(),
+          UseDualStack: await config.useDualstackEndpoint(),
+        }).url;
+    const hostname = url.hostname.replace(/^\[|\]$/g, '');
+    const port = url.port ? String(url.port) : undefined;
+    const https = url.protocol === 'https:';
+    const defaultPort = https ? '443' : '80';
+    return {
+      request: https ? httpsRequest : httpRequest,
+      agent: https ? this.agents.https : this.agents.http,
+      hostname,
+      port,
+      host: port && port !== defaultPort ? `${url.hostname}:${port}` : url.hostname,
+      path: ('pathname' in url ? url.pathname : url.path) || '/',
+      signer: new SigV4Signer(region, 'dynamodb'),
+    };
+  }
+}
+
+const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+
+function parseBody(text: string): Record<string, unknown> | undefined {
+  if (!text) return {};
+  try {
+    const value: unknown = JSON.parse(text);
+    return value && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The SDK's exception for a refusal: the class named by `__type` (after '#'), its fields copied as the SDK copies them. */
+function serviceError(status: number, body: Record<string, unknown> | undefined, $metadata: WireMetadata): ServiceError {
+  const { __type, message, Message, ...fields } = body ?? {};
+  const name =
+    typeof __type === 'string' ? __type.split('#').pop()!.split(':')[0]! : status >= 500 ? 'InternalServerError' : 'UnknownError';
+  const text = String(message ?? Message ?? (body ? name : `DynamoDB answered HTTP ${status} with a body that is not JSON`));
+  const known = (dynamodb as unknown as Record<string, ErrorClass | undefined>)[name];
+  if (known && known.prototype instanceof dynamodb.DynamoDBServiceException) return new known({ ...fields, message: text, $metadata });
+  return new dynamodb.DynamoDBServiceException({
+    name,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata,
+    message: text,
+  }) as ServiceError;
+}
+
+/** The SDK's retry classes, by the SDK's own tests (as its retry middleware classifies). */
+function errorType(error: ServiceError) {
+  if (isThrottlingError(error)) return 'THROTTLING';
+  if (isTransientError(error)) return 'TRANSIENT';
+  if (isServerError(error)) return 'SERVER_ERROR';
+  return 'CLIENT_ERROR';
+}
