@@ -11,12 +11,17 @@
  *   BENCH_N=1000,5000                  override the fan-out N values
  *   BENCH_OUT=path.json                where to write the results (default bench-results.json)
  *   BENCH_CPU_PROF=dir                 a CPU profile of each measured window of the service (see lib/probe.ts)
+ *   BENCH_DYNAMO=process|embedded      where DynamoDB's stand-in (dynalite) runs: in a process of its own,
+ *                                      as DynamoDB is outside a replica in production (default), or inside
+ *                                      the service's process, as `npm start` embeds it
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, platform, release } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mintToken } from '../../src/auth/mint-token.js';
+import { createDynamoClients } from '../../src/aws/dynamo-client.js';
+import { createTaskTable } from '../../src/aws/task-table.js';
 import { startSnsStandIn, type SnsStandIn } from '../helpers/sns.js';
 import { startChild, type Child } from './lib/ipc.js';
 import { summarize, type Summary } from './lib/stats.js';
@@ -36,6 +41,9 @@ const ONLY = new Set(
 for (const name of ONLY)
   if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown scenario ${name}; use ${SCENARIOS.join(',')}`);
 const selected = (name: Scenario) => ONLY.has(name);
+
+const DYNAMO = process.env.BENCH_DYNAMO ?? 'process';
+if (DYNAMO !== 'process' && DYNAMO !== 'embedded') throw new Error(`BENCH_DYNAMO: ${DYNAMO}; use process or embedded`);
 
 const N_VALUES = process.env.BENCH_N ? process.env.BENCH_N.split(',').map(Number) : QUICK ? [200, 500] : [1000, 5000, 10000];
 const MEMORY_N = QUICK ? 500 : 10_000;
@@ -62,6 +70,7 @@ const SNS_REGION = 'eu-west-1';
 const SNS_TOPIC = `arn:aws:sns:${SNS_REGION}:123456789012:bench-tasks`;
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
 const BARE = fileURLToPath(new URL('./bare-ws-server.ts', import.meta.url));
+const DYNALITE = fileURLToPath(new URL('./dynalite-server.ts', import.meta.url));
 const CLIENT = fileURLToPath(new URL('./load-client.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -125,14 +134,40 @@ const fmtRate = (r: number | null | undefined) => (r === null || r === undefined
 let client!: Child;
 let standIn: SnsStandIn | undefined;
 
-async function startService(
-  env: Record<string, string>,
-  label: string,
-): Promise<{ child: Child; url: string; dynamoEndpoint: string; tableName: string }> {
+interface Service {
+  child: Child;
+  /** dynalite's own process (BENCH_DYNAMO=process). */
+  dynamo?: Child;
+  url: string;
+  dynamoEndpoint: string;
+  tableName: string;
+  /** A measurement window over the server side: the service's process and dynalite's, wherever it runs. */
+  windowStart(label: string): Promise<void>;
+  windowEnd(): Promise<{ cpuUs: number; serviceCpuUs: number; dynamoCpuUs: number; maxDelayMs: number }>;
+  stop(): Promise<void>;
+}
+
+async function startService(env: Record<string, string>, label: string): Promise<Service> {
+  let dynamo: Child | undefined;
+  let storage: Record<string, string> = { DATA_DIR: ':memory:' };
+  if (DYNAMO === 'process') {
+    dynamo = startChild(`dynalite (${label})`, DYNALITE);
+    const { endpoint } = await dynamo.ready;
+    const { client } = createDynamoClients({ endpoint, local: true });
+    await createTaskTable(client, 'tasks');
+    client.destroy();
+    storage = {
+      DYNAMODB_ENDPOINT: endpoint,
+      TASKS_TABLE: 'tasks',
+      AWS_REGION: 'local',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+    };
+  }
   const child = startChild(label, SERVER, {
     nodeArgs: ['--expose-gc'],
     env: {
-      DATA_DIR: ':memory:',
+      ...storage,
       HOST: '127.0.0.1',
       PORT: '0',
       JWT_SECRET: SECRET,
@@ -143,7 +178,26 @@ async function startService(
     },
   });
   const info = await child.ready;
-  return { child, url: info.url, dynamoEndpoint: info.dynamoEndpoint, tableName: info.tableName };
+  return {
+    child,
+    dynamo,
+    url: info.url,
+    dynamoEndpoint: storage.DYNAMODB_ENDPOINT ?? info.dynamoEndpoint,
+    tableName: info.tableName,
+    async windowStart(label) {
+      await Promise.all([child.call('windowStart', { label }), dynamo?.call('windowStart', { label: `dynalite-${label}` })]);
+    },
+    async windowEnd() {
+      const [service, db] = await Promise.all([child.call('windowEnd'), dynamo?.call('windowEnd')]);
+      const dynamoCpuUs = (db?.cpuUs as number | undefined) ?? 0;
+      // The event-loop stall is the service's own.
+      return { cpuUs: service.cpuUs + dynamoCpuUs, serviceCpuUs: service.cpuUs, dynamoCpuUs, maxDelayMs: service.maxDelayMs };
+    },
+    async stop() {
+      await child.stop();
+      await dynamo?.stop();
+    },
+  };
 }
 
 async function startBare(): Promise<{ child: Child; url: string }> {
@@ -517,7 +571,7 @@ async function fanoutAt(n: number, opts: { events: boolean; memoryOnly?: boolean
     } finally {
       await client.call('closeAll').catch(() => {});
       await client.call('resetCounters').catch(() => {});
-      await service.child.stop();
+      await service.stop();
     }
   }
   // --- the bare ws baseline ---
@@ -764,10 +818,10 @@ async function mutationsScenario() {
     const base = { url: service.url, token: t, concurrency: MUTATION_CONCURRENCY };
     const rawBase = { endpoint: service.dynamoEndpoint, table: service.tableName, concurrency: MUTATION_CONCURRENCY, tenant: 'mut-raw' };
     const measure = async <T>(label: string, fn: () => Promise<T>) => {
-      await service.child.call('windowStart', { label });
+      await service.windowStart(label);
       const out = await fn();
-      const window = await service.child.call('windowEnd');
-      return { out, cpuUs: window.cpuUs as number };
+      const window = await service.windowEnd();
+      return { out, ...window };
     };
     // Warm-up: both paths, not measured.
     await client.call('mutations', { ...base, op: 'create', set: 'warm', count: 300 }, 120_000);
@@ -787,7 +841,7 @@ async function mutationsScenario() {
       client.call('raw', { ...rawBase, op: 'update', set: 'm', count: MUTATION_OPS }, 300_000),
     );
     const rate = (x: any) => (x.done / x.ms) * 1000;
-    const entry = (x: { out: any; cpuUs: number }) => ({
+    const entry = (x: { out: any; cpuUs: number; serviceCpuUs: number; dynamoCpuUs: number }) => ({
       ops: x.out.done,
       errors: x.out.errors,
       errorSamples: x.out.errorSamples,
@@ -795,6 +849,8 @@ async function mutationsScenario() {
       opsPerSec: round(rate(x.out)),
       latency: x.out.latency,
       serverCpuUsPerOp: round(x.cpuUs / Math.max(1, x.out.done)),
+      serviceCpuUsPerOp: round(x.serviceCpuUs / Math.max(1, x.out.done)),
+      dynamoCpuUsPerOp: round(x.dynamoCpuUs / Math.max(1, x.out.done)),
       serverCpuBusy: round(x.cpuUs / 1000 / x.out.ms),
       clientCpuUsPerOp: round((x.out.clientCpuMs * 1000) / Math.max(1, x.out.done)),
       clientCpuBusy: round(x.out.clientCpuMs / x.out.ms),
@@ -806,7 +862,7 @@ async function mutationsScenario() {
       putItem: entry(put),
       updateStatus: entry(update),
       updateItem: entry(rawUpdate),
-      note: 'updateStatus is one conditional UpdateItem (status it may leave, ReturnValues ALL_OLD); the raw UpdateItem sets the same fields (status, attributes, version, updatedAt/By/Ip, requestId, list keys) pinned on version. The raw calls SDK cost runs in the load-client process; the service runs its SDK client and dynalite in one process: the caller + server rows count both sides.',
+      note: 'updateStatus is one conditional UpdateItem (status it may leave, ReturnValues ALL_OLD); the raw UpdateItem sets the same fields (status, attributes, version, updatedAt/By/Ip, requestId, list keys) pinned on version. Server CPU is the service process plus dynalite (its own process with BENCH_DYNAMO=process, the service process with embedded). The raw call\'s SDK cost runs in the load-client process, the service\'s DynamoDB calls in the service: the caller + server rows count both sides.',
     };
     for (const [name, x] of [
       ['createTask', create],
@@ -860,7 +916,7 @@ async function mutationsScenario() {
       create.out.latency.p99 / put.out.latency.p99,
     );
   } finally {
-    await service.child.stop();
+    await service.stop();
   }
 }
 
@@ -977,7 +1033,7 @@ async function listingScenario() {
       { op: '<=', value: 1.3 },
     );
   } finally {
-    await service.child.stop();
+    await service.stop();
   }
 }
 
@@ -998,14 +1054,14 @@ async function subTasksScenario() {
       return;
     }
     log(`sub-tasks: ${SUB_TASKS} NOOP sub-tasks`);
-    await service.child.call('windowStart', { label: 'subtasks' });
+    await service.windowStart('subtasks');
     const runTimeoutMs = Math.max(30_000, Math.min(QUICK ? 60_000 : 240_000, RUN_BUDGET_MS - elapsed() - 60_000));
     const run = await client.call(
       'stepFunctionRun',
       { url: service.url, token: t, count: SUB_TASKS, pollMs: 200, timeoutMs: runTimeoutMs },
       runTimeoutMs + 30_000,
     );
-    const window = await service.child.call('windowEnd');
+    const window = await service.windowEnd();
     if (run.status !== 'COMPLETED')
       notes.push(
         `sub-tasks: the parent ended ${run.status ?? 'unfinished'} after ${(run.ms / 1000).toFixed(1)} s: ${JSON.stringify(run.attributes)?.slice(0, 300)}`,
@@ -1034,6 +1090,8 @@ async function subTasksScenario() {
         polls: run.polls,
         pollEveryMs: '50 for the first 2 s, then 200',
         serverCpuMs: round(window.cpuUs / 1000),
+        serviceCpuMs: round(window.serviceCpuUs / 1000),
+        dynamoCpuMs: round(window.dynamoCpuUs / 1000),
         serverCpuBusy: round(window.cpuUs / 1000 / run.ms),
         maxStallMs: round(window.maxDelayMs),
         counts: run.attributes,
@@ -1057,7 +1115,7 @@ async function subTasksScenario() {
     );
     row(`sub-tasks ${SUB_TASKS}`, `same vs ${SUB_TASKS} PutItem alone (info)`, fmtMs(run.ms), fmtMs(put.ms), run.ms / put.ms);
   } finally {
-    await service.child.stop();
+    await service.stop();
   }
 }
 
@@ -1199,6 +1257,7 @@ async function main() {
       frameBytes: (results.fanout as FanoutResult[] | undefined)?.[0]?.frameBytes,
       subscription: SUBSCRIPTION,
       connectConcurrency: CONNECT_CONCURRENCY,
+      dynamo: DYNAMO,
       serviceEnv: {
         TASK_EXECUTION: 'false (fan-out, mutations, listing) / true (sub-tasks)',
         WS_KEEPALIVE_MS: '0 in fan-out',
@@ -1214,7 +1273,7 @@ async function main() {
       subTasks: SUB_TASKS,
       stallMeasure: 'perf_hooks.monitorEventLoopDelay (resolution 1 ms) in each server process, max over each event window',
       cpuMeasure:
-        'process.cpuUsage() of the server process over each event window (trigger sent → last receipt), summed, / messages delivered',
+        'process.cpuUsage() of the server process over each event window (trigger sent → last receipt), summed, / messages delivered; with BENCH_DYNAMO=process the trigger\'s DynamoDB write is dynalite\'s CPU, not the service\'s, as it is DynamoDB\'s in production',
     },
     loadAverageAtEnd: loadavg().map((x) => round(x)),
     durationsMs: timings,
