@@ -9,7 +9,7 @@ import {
   ProvisionedThroughputExceededException,
 } from '@aws-sdk/client-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
 import { DynamoWire } from '../src/aws/dynamo-wire.js';
 import { SigV4Signer } from '../src/aws/sigv4.js';
 
@@ -302,5 +302,25 @@ describe('DynamoWire', () => {
     expect(error).toBeInstanceOf(ProvisionedThroughputExceededException);
     expect(error.$metadata).toMatchObject({ httpStatusCode: 400, attempts: 3 });
     expect(seen).toHaveLength(3);
+  });
+
+  test('without an endpoint, AWS_ENDPOINT_URL_DYNAMODB is honoured as the SDK honours it', async () => {
+    vi.stubEnv('AWS_ENDPOINT_URL_DYNAMODB', `http://127.0.0.1:${port}`);
+    const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+    const configured = new DynamoDBClient({
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'test-key', secretAccessKey: 'test-secret' },
+      requestHandler: new NodeHttpHandler({ httpAgent: agents.http, httpsAgent: agents.https }),
+    });
+    try {
+      answers.push(json(200, {}));
+      await new DynamoWire(configured, agents).call('GetItem', { TableName: 'tasks', Key: PUT.Item });
+      expect(seen).toHaveLength(1);
+      expect(seen[0]!.headers.host).toBe(`127.0.0.1:${port}`);
+      expect(seen[0]!.headers.authorization).toContain('/eu-west-1/dynamodb/aws4_request,');
+    } finally {
+      configured.destroy();
+      vi.unstubAllEnvs();
+    }
   });
 });

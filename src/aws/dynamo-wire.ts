@@ -149,12 +149,15 @@ export class DynamoWire {
   private async resolveEndpoint(): Promise<Endpoint> {
     const config = this.client.config;
     const region = await config.region();
+    // An endpoint given to the client, else the SDK's rules: AWS_ENDPOINT_URL_DYNAMODB (or the shared
+    // config's), FIPS and dual-stack settings, the region's partition.
     const url = config.endpoint
       ? await config.endpoint()
       : config.endpointProvider({
           Region: region,
           UseFIPS: await config.useFipsEndpoint(),
           UseDualStack: await config.useDualstackEndpoint(),
+          Endpoint: await config.serviceConfiguredEndpoint?.(),
         }).url;
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
     const port = url.port ? String(url.port) : undefined;
