@@ -6,7 +6,7 @@
  * layer does the same write at concurrency 32:
  *
  *   raw    the SDK call from a caller (the load client): PutItem / UpdateItem
- *   store  DynamoTaskStore in this process: the SDK call plus item mapping
+ *   store  DynamoTaskStore in this process: the DynamoDB call (DynamoWire) plus item mapping
  *   domain TaskService: validation, codes, the conditional write, publishing
  *   http   the GraphQL mutation over HTTP from the load client
  *
@@ -156,7 +156,7 @@ async function updateLayers(set: string, count: number) {
 
 const LAYERS = [
   ['raw', 'the SDK call from a caller'],
-  ['store', 'DynamoTaskStore (SDK + item mapping)'],
+  ['store', 'DynamoTaskStore (DynamoWire + item mapping)'],
   ['domain', 'TaskService (+ validation, codes, publishing)'],
   ['http', 'GraphQL over HTTP (+ yoga, auth, execution)'],
 ] as const;
