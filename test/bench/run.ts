@@ -862,7 +862,7 @@ async function mutationsScenario() {
       putItem: entry(put),
       updateStatus: entry(update),
       updateItem: entry(rawUpdate),
-      note: 'updateStatus is one conditional UpdateItem (status it may leave, ReturnValues ALL_OLD); the raw UpdateItem sets the same fields (status, attributes, version, updatedAt/By/Ip, requestId, list keys) pinned on version. Server CPU is the service process plus dynalite (its own process with BENCH_DYNAMO=process, the service process with embedded). The raw call\'s SDK cost runs in the load-client process, the service\'s DynamoDB calls in the service: the caller + server rows count both sides.',
+      note: "updateStatus is one conditional UpdateItem (status it may leave, ReturnValues ALL_OLD); the raw UpdateItem sets the same fields (status, attributes, version, updatedAt/By/Ip, requestId, list keys) pinned on version. Server CPU is the service process plus dynalite (its own process with BENCH_DYNAMO=process, the service process with embedded). The raw call's SDK cost runs in the load-client process, the service's DynamoDB calls in the service: the caller + server rows count both sides.",
     };
     for (const [name, x] of [
       ['createTask', create],
@@ -1273,7 +1273,7 @@ async function main() {
       subTasks: SUB_TASKS,
       stallMeasure: 'perf_hooks.monitorEventLoopDelay (resolution 1 ms) in each server process, max over each event window',
       cpuMeasure:
-        'process.cpuUsage() of the server process over each event window (trigger sent → last receipt), summed, / messages delivered; with BENCH_DYNAMO=process the trigger\'s DynamoDB write is dynalite\'s CPU, not the service\'s, as it is DynamoDB\'s in production',
+        "process.cpuUsage() of the server process over each event window (trigger sent → last receipt), summed, / messages delivered; with BENCH_DYNAMO=process the trigger's DynamoDB write is dynalite's CPU, not the service's, as it is DynamoDB's in production",
     },
     loadAverageAtEnd: loadavg().map((x) => round(x)),
     durationsMs: timings,
