@@ -8,15 +8,21 @@
  *   raw    the SDK call from a caller (the load client): PutItem / UpdateItem
  *   store  DynamoTaskStore in this process: the DynamoDB call (DynamoWire) plus item mapping
  *   domain TaskService: validation, codes, the conditional write, publishing
+ *   plain  the same input as JSON over HTTP from the load client, with the
+ *          token check, to a bare node:http handler calling TaskService: the
+ *          floor of a request without GraphQL
  *   http   the GraphQL mutation over HTTP from the load client
  *
  * It prints CPU µs per operation in each process. Figures move with the
  * machine's load: compare layers of one run, not runs.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startApp } from '../../src/app.js';
 import { mintToken } from '../../src/auth/mint-token.js';
+import { createTokenVerifier } from '../../src/auth/verify-token.js';
 import { createDynamoClients } from '../../src/aws/dynamo-client.js';
 import { createTaskTable } from '../../src/aws/task-table.js';
 import { loadConfig } from '../../src/config.js';
@@ -72,6 +78,37 @@ const tenant = 'write-path';
 const actor: Actor = { userId: 'bench', tenantCode: tenant, isAdmin: false };
 const token = await mintToken({ secret: SECRET, tenantCode: tenant, userId: 'bench', expiresIn: '1h' });
 
+/**
+ * The plain layer: the load client's GraphQL body, but only its variables are
+ * read. The input goes to TaskService after the same token check the server
+ * makes, and the answer has the shape the client expects.
+ */
+const verify = createTokenVerifier({
+  secret: SECRET,
+  claims: { user: 'sub', tenant: 'custom:tenant', roles: 'custom:roles' },
+  adminRole: 'system_admin',
+});
+const plain = createServer((req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.on('end', async () => {
+    try {
+      const identity = await verify(req.headers.authorization);
+      const caller: Actor = { userId: identity.userId, tenantCode: identity.tenantCode, isAdmin: identity.isAdmin };
+      const { input } = JSON.parse(Buffer.concat(chunks).toString('utf8')).variables;
+      const data =
+        'taskType' in input
+          ? { createTask: await app.tasks.createTask(caller, input) }
+          : { updateStatus: await app.tasks.updateStatus(caller, input) };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data }));
+    } catch (error) {
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: String(error) }] }));
+    }
+  });
+});
+await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+const plainUrl = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/`;
+
 /** Runs `count` operations with `concurrency` in flight in this process. */
 async function inProcess(count: number, op: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
@@ -105,8 +142,8 @@ async function measure(
 
 const raw = (op: 'put' | 'update', set: string, count: number) =>
   client.call('raw', { endpoint, table: TABLE, op, set, count, concurrency: CONCURRENCY, tenant: `${tenant}-raw` }, 300_000);
-const http = (op: 'create' | 'update', set: string, count: number) =>
-  client.call('mutations', { url: app.url, token, op, set, count, concurrency: CONCURRENCY }, 300_000);
+const http = (op: 'create' | 'update', set: string, count: number, url = app.url) =>
+  client.call('mutations', { url, token, op, set, count, concurrency: CONCURRENCY }, 300_000);
 
 const storeTasks = new Map<string, Task[]>();
 const domainTasks = new Map<string, Task[]>();
@@ -129,6 +166,7 @@ async function createLayers(set: string, count: number) {
       await inProcess(count, async (i) => created.push(await app.tasks.createTask(actor, { taskType: 'BENCH', input: { n: i } })));
       return undefined;
     }),
+    plain: await measure(`${set}-create-plain`, count, () => http('create', `${set}-plain`, count, plainUrl)),
     http: await measure(`${set}-create-http`, count, () => http('create', set, count)),
   };
 }
@@ -150,6 +188,7 @@ async function updateLayers(set: string, count: number) {
       );
       return undefined;
     }),
+    plain: await measure(`${set}-update-plain`, count, () => http('update', `${set}-plain`, count, plainUrl)),
     http: await measure(`${set}-update-http`, count, () => http('update', set, count)),
   };
 }
@@ -158,7 +197,8 @@ const LAYERS = [
   ['raw', 'the SDK call from a caller'],
   ['store', 'DynamoTaskStore (DynamoWire + item mapping)'],
   ['domain', 'TaskService (+ validation, codes, publishing)'],
-  ['http', 'GraphQL over HTTP (+ yoga, auth, execution)'],
+  ['plain', 'JSON over plain HTTP (+ HTTP, token check; no GraphQL)'],
+  ['http', 'GraphQL over HTTP (+ yoga, execution)'],
 ] as const;
 
 function print(name: string, layers: Record<(typeof LAYERS)[number][0], Cpu>) {
@@ -184,6 +224,7 @@ try {
   print('createTask', await createLayers('measured', COUNT));
   print('updateStatus', await updateLayers('measured', COUNT));
 } finally {
+  plain.close();
   await app.stop();
   await client.stop();
   await dynamo.stop();
