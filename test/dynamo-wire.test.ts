@@ -8,9 +8,13 @@ import {
   InternalServerError,
   ProvisionedThroughputExceededException,
 } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
+import { createDynamoClients } from '../src/aws/dynamo-client.js';
 import { DynamoWire } from '../src/aws/dynamo-wire.js';
+import { createTaskTable } from '../src/aws/task-table.js';
+import { startDynalite } from '../src/embedded/dynalite.js';
 import { SigV4Signer } from '../src/aws/sigv4.js';
 
 interface Answer {
@@ -321,6 +325,38 @@ describe('DynamoWire', () => {
     } finally {
       configured.destroy();
       vi.unstubAllEnvs();
+    }
+  });
+});
+
+describe('DynamoWire against dynalite', () => {
+  test('binary values (B, BS, inside maps) are written and read back as the SDK carries them', async () => {
+    const dynamo = await startDynalite();
+    const { client: admin, doc } = createDynamoClients({ endpoint: dynamo.endpoint, local: true });
+    try {
+      await createTaskTable(admin, 'binary');
+      const item = {
+        pk: 'BIN',
+        sk: '1',
+        buffer: Buffer.from([0, 1, 2, 250]),
+        bytes: new Uint8Array([9, 8, 7]),
+        set: new Set([new Uint8Array([1]), new Uint8Array([2, 3])]),
+        attributes: { B: 'a string named B', nested: { raw: new Uint8Array([255]) } },
+      };
+      await doc.send(new PutCommand({ TableName: 'binary', Item: item }));
+      const { Item } = await doc.send(new GetCommand({ TableName: 'binary', Key: { pk: 'BIN', sk: '1' } }));
+      expect(Item).toEqual({
+        pk: 'BIN',
+        sk: '1',
+        buffer: new Uint8Array([0, 1, 2, 250]),
+        bytes: new Uint8Array([9, 8, 7]),
+        set: new Set([new Uint8Array([1]), new Uint8Array([2, 3])]),
+        attributes: { B: 'a string named B', nested: { raw: new Uint8Array([255]) } },
+      });
+      expect(Item!.bytes).toBeInstanceOf(Uint8Array);
+    } finally {
+      admin.destroy();
+      await dynamo.close();
     }
   });
 });

@@ -58,7 +58,7 @@ export class DynamoWire {
   async call<Output extends object>(operation: string, input: object): Promise<Output & { $metadata: WireMetadata }> {
     this.endpoint ??= this.resolveEndpoint();
     const endpoint = await this.endpoint;
-    const body = JSON.stringify(input);
+    const body = JSON.stringify(input, binaryAsBase64);
     this.retries ??= this.resolveRetryStrategy();
     const strategy = await this.retries;
     let token = await strategy.acquireInitialRetryToken('');
@@ -177,10 +177,30 @@ export class DynamoWire {
 
 const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
+/**
+ * Binary values (B, BS) travel as base64 in DynamoDB's JSON, as the SDK sends
+ * and reads them. A Buffer's own toJSON runs before a replacer, so the holder's
+ * value is what is checked.
+ */
+function binaryAsBase64(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') : value;
+}
+
+/** Only an AttributeValue has a B key holding a string, or a BS key holding strings (a map's values are AttributeValues). */
+function base64AsBinary(key: string, value: unknown): unknown {
+  if (key === 'B' && typeof value === 'string') return new Uint8Array(Buffer.from(value, 'base64'));
+  if (key === 'BS' && Array.isArray(value) && value.every((item) => typeof item === 'string')) {
+    return value.map((item: string) => new Uint8Array(Buffer.from(item, 'base64')));
+  }
+  return value;
+}
+
 function parseBody(text: string): Record<string, unknown> | undefined {
   if (!text) return {};
   try {
-    const value: unknown = JSON.parse(text);
+    // The reviver only when a binary value may be there: it costs a call per value.
+    const value: unknown = /"BS?":/.test(text) ? JSON.parse(text, base64AsBinary) : JSON.parse(text);
     return value && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
