@@ -3,16 +3,11 @@ import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import * as dynamodb from '@aws-sdk/client-dynamodb';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { isClockSkewError, isServerError, isThrottlingError, isTransientError, StandardRetryStrategy } from '@smithy/core/retry';
-import type { RetryStrategyV2, SdkError } from '@smithy/types';
+import type { ResponseMetadata, RetryStrategyV2, SdkError } from '@smithy/types';
 import { SigV4Signer } from './sigv4.js';
 
-export interface WireMetadata {
-  httpStatusCode?: number;
-  requestId?: string;
-  attempts?: number;
-  totalRetryDelay?: number;
-  clockSkewCorrected?: true;
-}
+/** The SDK's response metadata, and its mark on an error after which the clock was corrected. */
+type WireMetadata = ResponseMetadata & { clockSkewCorrected?: true };
 
 interface Endpoint {
   request: typeof httpRequest;

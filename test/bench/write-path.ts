@@ -59,20 +59,18 @@ Object.assign(process.env, {
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 });
 await createTaskTable(createDynamoClients({ endpoint, region: 'local' }).client, TABLE);
-const app = await startApp(
-  loadConfig({
-    DYNAMODB_ENDPOINT: endpoint,
-    AWS_REGION: 'local',
-    TASKS_TABLE: TABLE,
-    JWT_SECRET: SECRET,
-    HOST: '127.0.0.1',
-    PORT: '0',
-    TASK_EXECUTION: 'false',
-    GRAPHIQL: 'false',
-    DASHBOARD: 'false',
-  }),
-  { logger: createLogger('warn') },
-);
+const config = loadConfig({
+  DYNAMODB_ENDPOINT: endpoint,
+  AWS_REGION: 'local',
+  TASKS_TABLE: TABLE,
+  JWT_SECRET: SECRET,
+  HOST: '127.0.0.1',
+  PORT: '0',
+  TASK_EXECUTION: 'false',
+  GRAPHIQL: 'false',
+  DASHBOARD: 'false',
+});
+const app = await startApp(config, { logger: createLogger('warn') });
 
 const tenant = 'write-path';
 const actor: Actor = { userId: 'bench', tenantCode: tenant, isAdmin: false };
@@ -83,11 +81,7 @@ const token = await mintToken({ secret: SECRET, tenantCode: tenant, userId: 'ben
  * read. The input goes to TaskService after the same token check the server
  * makes, and the answer has the shape the client expects.
  */
-const verify = createTokenVerifier({
-  secret: SECRET,
-  claims: { user: 'sub', tenant: 'custom:tenant', roles: 'custom:roles' },
-  adminRole: 'system_admin',
-});
+const verify = createTokenVerifier(config.auth);
 const plain = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (chunk: Buffer) => chunks.push(chunk));
